@@ -1,0 +1,96 @@
+"""Options of the ``[sev]`` group: how nova-sev detects and builds SEV guests.
+
+The defaults follow the spec (amd-sev-libvirt-support, "Proposed change"):
+the firmware/ROM/ACPI regions of its memory table, rounded up to 16 MiB, and
+the QEMU process headroom that makes a 4 GiB guest's hard limit the spec's
+example of 4718592 KiB.
+"""
+
+from oslo_config import cfg
+
+sev_group = cfg.OptGroup(
+    'sev',
+    title='AMD SEV options',
+    help="""
+Options for nova-sev: how it detects AMD SEV on a compute host and how it
+builds the libvirt domain of an SEV-encrypted guest.
+""")
+
+detection_opts = [
+    cfg.StrOpt(
+        'kvm_amd_parameters_dir',
+        default='/sys/module/kvm_amd/parameters',
+        help="""
+Directory holding the ``kvm_amd`` kernel module parameters ``sev`` and
+``sev_es``. A value of ``1`` or ``Y`` means the kernel has enabled the
+feature. Change it only to examine a copy of another host's parameters.
+"""),
+    cfg.ListOpt(
+        'firmware_descriptor_dirs',
+        default=['/etc/qemu/firmware', '/usr/share/qemu/firmware'],
+        help="""
+Directories searched, in order, for QEMU firmware descriptors (JSON files as
+described by QEMU's docs/interop/firmware.json). A descriptor whose
+``features`` list ``amd-sev`` (``amd-sev-es`` for SEV-ES) marks an OVMF build
+that can boot SEV guests. A file name found in an earlier directory hides the
+same name in later ones, as in QEMU and libvirt.
+"""),
+]
+
+guest_opts = [
+    cfg.IntOpt(
+        'firmware_overhead_mb',
+        default=16,
+        min=0,
+        help="""
+Memory, in MiB, that each SEV guest pins beyond its RAM and video memory for
+firmware and tables: UEFI ROM (4096 KiB), UEFI variable store (4096 KiB),
+pc.rom (128 KiB), isa-bios (128 KiB) and ACPI tables (2384 KiB), 10832 KiB in
+all, rounded up with padding. Count it in ``reserved_host_memory_mb`` once
+per SEV guest the host may run: ``nova-sev plan-memory`` does the sum.
+"""),
+    cfg.IntOpt(
+        'qemu_overhead_mb',
+        default=496,
+        min=0,
+        help="""
+Headroom, in MiB, added to an SEV guest's memory hard limit for the QEMU
+process itself. Too low and the kernel kills the guest; too high and the
+pinned memory of many guests may exhaust the host.
+"""),
+    cfg.BoolOpt(
+        'allow_virtio_blk_boot_disk',
+        default=False,
+        help="""
+Allow an SEV guest to boot from a virtio-blk disk when its image asks for one
+with ``hw_disk_bus=virtio``. Old guest kernels cannot use virtio-blk with the
+bounce buffers SEV needs, so by default such a request is refused and guests
+whose image leaves the bus open boot from virtio-scsi. Enable this only when
+every SEV image's kernel supports it.
+"""),
+    cfg.StrOpt(
+        'policy',
+        help="""
+SEV guest policy, as a number (``0x0033``). By default nova-sev uses 0x0033
+for SEV guests and 0x0037 for SEV-ES guests. A policy that drops NODBG (0x1)
+or NOKS (0x2) is refused unless ``allow_insecure_policy`` is set.
+"""),
+    cfg.BoolOpt(
+        'allow_insecure_policy',
+        default=False,
+        help="""
+Accept a ``policy`` without NODBG (0x1) or NOKS (0x2): such guests can be
+debugged or share keys with other guests, which weakens SEV's protection.
+"""),
+]
+
+ALL_OPTS = detection_opts + guest_opts
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(sev_group)
+    conf.register_opts(ALL_OPTS, group=sev_group)
+
+
+def list_opts() -> dict:
+    return {sev_group: ALL_OPTS}

@@ -1,0 +1,204 @@
+"""Configuration objects for the libvirt XML elements SEV needs.
+
+In the style of Nova's ``nova.virt.libvirt.config``: one class per element,
+``format_dom()`` and ``parse_dom()`` as mirror images, attribute names after
+libvirt's, and no decisions: a config object never asks the host or the
+flavor anything. Only the elements nova-sev reads or writes live here.
+"""
+
+from lxml import etree
+
+from nova_sev import exception
+
+# Parsing untrusted XML (a file another host produced, say): no entities,
+# no network, no huge trees.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True,
+                          huge_tree=False, remove_comments=True)
+
+
+def parse_xml(xmlstr: str | bytes, what: str) -> etree._Element:
+    """Parse ``xmlstr`` or raise InvalidLibvirtXML naming ``what``."""
+    if isinstance(xmlstr, str):
+        xmlstr = xmlstr.encode('utf-8')
+    if not xmlstr or not xmlstr.strip():
+        raise exception.InvalidLibvirtXML(what=what, reason='empty document')
+    try:
+        return etree.fromstring(xmlstr, parser=_PARSER)
+    except etree.XMLSyntaxError as e:
+        raise exception.InvalidLibvirtXML(what=what, reason=str(e))
+
+
+def _int_text(node: etree._Element | None, what: str) -> int | None:
+    """The integer content of ``node``; None when the node is absent."""
+    if node is None:
+        return None
+    text = (node.text or '').strip()
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise exception.InvalidLibvirtXML(
+            what=what, reason='<%s> holds %r, not a number' % (node.tag, text))
+
+
+class LibvirtConfigObject:
+    """Base of the config objects: one XML element, formatted and parsed."""
+
+    def __init__(self, *, root_name: str) -> None:
+        self.root_name = root_name
+
+    def _new_node(self, node_name: str, **kwargs) -> etree._Element:
+        return etree.Element(node_name, **kwargs)
+
+    def _text_node(self, node_name: str, value, **kwargs) -> etree._Element:
+        child = self._new_node(node_name, **kwargs)
+        if value is not None:
+            child.text = str(value)
+        return child
+
+    def format_dom(self) -> etree._Element:
+        return self._new_node(self.root_name)
+
+    def parse_str(self, xmlstr: str | bytes) -> None:
+        self.parse_dom(parse_xml(xmlstr, self.root_name))
+
+    def parse_dom(self, xmldoc: etree._Element) -> None:
+        if xmldoc.tag != self.root_name:
+            raise exception.InvalidLibvirtXML(
+                what=self.root_name,
+                reason="root element is <%s>, expected <%s>" % (
+                    xmldoc.tag, self.root_name))
+
+    def to_xml(self, pretty_print: bool = True) -> str:
+        return etree.tostring(self.format_dom(), encoding='unicode',
+                              pretty_print=pretty_print)
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return '%s(%s)' % (type(self).__name__, ', '.join(
+            '%s=%r' % kv for kv in sorted(vars(self).items())
+            if kv[0] != 'root_name'))
+
+
+class LibvirtConfigDomainCapsFeatureSev(LibvirtConfigObject):
+    """``<sev supported='yes|no'>`` of the domain capabilities' features.
+
+    cbitpos and reducedPhysBits come with libvirt >= 4.5; maxGuests and
+    maxESGuests (the host's SEV and SEV-ES ASID slots) with libvirt >= 8.0.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(root_name='sev')
+        self.supported = False
+        self.cbitpos: int | None = None
+        self.reduced_phys_bits: int | None = None
+        self.max_guests: int | None = None
+        self.max_es_guests: int | None = None
+
+    def parse_dom(self, xmldoc: etree._Element) -> None:
+        super().parse_dom(xmldoc)
+        self.supported = xmldoc.get('supported') == 'yes'
+        what = 'domain capabilities <sev>'
+        self.cbitpos = _int_text(xmldoc.find('cbitpos'), what)
+        self.reduced_phys_bits = _int_text(
+            xmldoc.find('reducedPhysBits'), what)
+        self.max_guests = _int_text(xmldoc.find('maxGuests'), what)
+        self.max_es_guests = _int_text(xmldoc.find('maxESGuests'), what)
+
+    def format_dom(self) -> etree._Element:
+        sev = super().format_dom()
+        sev.set('supported', 'yes' if self.supported else 'no')
+        for tag, value in (('cbitpos', self.cbitpos),
+                           ('reducedPhysBits', self.reduced_phys_bits),
+                           ('maxGuests', self.max_guests),
+                           ('maxESGuests', self.max_es_guests)):
+            if value is not None:
+                sev.append(self._text_node(tag, value))
+        return sev
+
+
+class LibvirtConfigDomainCapsFeatureLaunchSecurity(LibvirtConfigObject):
+    """``<launchSecurity supported='yes'><enum name='sectype'>`` (newer
+    libvirt): which launch-security types the host offers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(root_name='launchSecurity')
+        self.supported = False
+        self.sectypes: list[str] = []
+
+    def parse_dom(self, xmldoc: etree._Element) -> None:
+        super().parse_dom(xmldoc)
+        self.supported = xmldoc.get('supported') == 'yes'
+        self.sectypes = [
+            (value.text or '').strip()
+            for enum in xmldoc.findall('enum')
+            if enum.get('name') == 'sectype'
+            for value in enum.findall('value')]
+
+    def format_dom(self) -> etree._Element:
+        node = super().format_dom()
+        node.set('supported', 'yes' if self.supported else 'no')
+        if self.sectypes:
+            enum = self._new_node('enum', name='sectype')
+            for sectype in self.sectypes:
+                enum.append(self._text_node('value', sectype))
+            node.append(enum)
+        return node
+
+
+class LibvirtConfigDomainCaps(LibvirtConfigObject):
+    """The parts of ``<domainCapabilities>`` that SEV detection reads."""
+
+    def __init__(self) -> None:
+        super().__init__(root_name='domainCapabilities')
+        self.path: str | None = None
+        self.domain: str | None = None
+        self.machine: str | None = None
+        self.arch: str | None = None
+        self.firmware: list[str] = []
+        self.sev: LibvirtConfigDomainCapsFeatureSev | None = None
+        self.launch_security: (
+            LibvirtConfigDomainCapsFeatureLaunchSecurity | None) = None
+
+    def parse_dom(self, xmldoc: etree._Element) -> None:
+        super().parse_dom(xmldoc)
+        self.path = xmldoc.findtext('path')
+        self.domain = xmldoc.findtext('domain')
+        self.machine = xmldoc.findtext('machine')
+        self.arch = xmldoc.findtext('arch')
+        self.firmware = [
+            (v.text or '').strip()
+            for v in xmldoc.findall("os/enum[@name='firmware']/value")]
+        sev = xmldoc.find('features/sev')
+        if sev is not None:
+            self.sev = LibvirtConfigDomainCapsFeatureSev()
+            self.sev.parse_dom(sev)
+        lsec = xmldoc.find('features/launchSecurity')
+        if lsec is not None:
+            self.launch_security = (
+                LibvirtConfigDomainCapsFeatureLaunchSecurity())
+            self.launch_security.parse_dom(lsec)
+
+    def format_dom(self) -> etree._Element:
+        caps = super().format_dom()
+        for tag, value in (('path', self.path), ('domain', self.domain),
+                           ('machine', self.machine), ('arch', self.arch)):
+            if value is not None:
+                caps.append(self._text_node(tag, value))
+        if self.firmware:
+            os_node = self._new_node('os', supported='yes')
+            enum = self._new_node('enum', name='firmware')
+            for fw in self.firmware:
+                enum.append(self._text_node('value', fw))
+            os_node.append(enum)
+            caps.append(os_node)
+        if self.sev is not None or self.launch_security is not None:
+            features = self._new_node('features')
+            if self.sev is not None:
+                features.append(self.sev.format_dom())
+            if self.launch_security is not None:
+                features.append(self.launch_security.format_dom())
+            caps.append(features)
+        return caps

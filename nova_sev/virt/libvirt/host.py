@@ -1,0 +1,257 @@
+"""Detection of the host's SEV capabilities (spec: "Add detection of host
+SEV capabilities").
+
+Two checks are required and neither implies the other: libvirt's domain
+capabilities must report ``<sev supported='yes'>`` (QEMU and the AMD Secure
+Processor support SEV), and the ``kvm_amd`` module parameter ``sev`` must be
+on (the kernel enabled it). Where firmware descriptors are available, an
+OVMF build with the ``amd-sev`` feature must exist as well.
+
+``detect_sev`` decides from facts already read (pure); ``SevHost`` reads
+the facts once per process from libvirt and sysfs and caches the answer.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import os
+
+from oslo_log import log as logging
+
+from nova_sev import exception
+from nova_sev.virt.libvirt import config as vconfig
+from nova_sev.virt.libvirt import firmware as fw
+
+LOG = logging.getLogger(__name__)
+
+KVM_AMD_PARAMETERS_DIR = '/sys/module/kvm_amd/parameters'
+# Values of a boolean module parameter: old kernels print 1/0, newer Y/N.
+_PARAM_ON = ('1', 'Y', 'y')
+_PARAM_OFF = ('0', 'N', 'n')
+
+REMEDY_BIOS = ('enable SEV (and for SEV-ES the SEV-ES ASID space) in the '
+               'BIOS/firmware settings of this AMD EPYC host')
+REMEDY_STACK = ('SEV needs kernel >= 4.16, QEMU >= 2.12, libvirt >= 4.5 and '
+                'an OVMF build with SEV support')
+REMEDY_KERNEL = ('boot the host kernel with "mem_encrypt=on kvm_amd.sev=1" '
+                 '(add "kvm_amd.sev_es=1" for SEV-ES) and reload kvm_amd')
+
+
+@dataclasses.dataclass(frozen=True)
+class KvmAmdParam:
+    """One ``kvm_amd`` parameter: on or off, and why it counts as off."""
+
+    name: str
+    enabled: bool
+    reason: str | None = None
+
+
+def parse_kvm_amd_param(name: str, raw: str | None,
+                        error: str | None = None) -> KvmAmdParam:
+    """Whether a ``kvm_amd`` parameter's file content means "on".
+
+    ``raw`` is None when the file could not be read, ``error`` says why.
+    Anything but 1/Y (0/N, garbage, a missing file) counts as off.
+    """
+    path = 'kvm_amd parameter %r' % name
+    if raw is None:
+        return KvmAmdParam(name, False, '%s could not be read (%s): is the '
+                           'kvm_amd module loaded?' % (path, error))
+    value = raw.strip()
+    if value in _PARAM_ON:
+        return KvmAmdParam(name, True)
+    if value in _PARAM_OFF:
+        return KvmAmdParam(name, False, '%s is %r: the kernel has not '
+                           'enabled it' % (path, value))
+    return KvmAmdParam(name, False, '%s holds unexpected value %r, '
+                       'expected 1/Y or 0/N' % (path, value[:40]))
+
+
+def read_kvm_amd_params(directory: str = KVM_AMD_PARAMETERS_DIR
+                        ) -> dict[str, KvmAmdParam]:
+    """Read the ``sev`` and ``sev_es`` parameters from ``directory``."""
+    params = {}
+    for name in ('sev', 'sev_es'):
+        path = os.path.join(directory, name)
+        try:
+            with open(path, encoding='ascii', errors='replace') as f:
+                raw, error = f.read(64), None
+        except OSError as e:
+            raw, error = None, '%s: %s' % (path, e.strerror or e)
+        params[name] = parse_kvm_amd_param(name, raw, error)
+    return params
+
+
+@dataclasses.dataclass(frozen=True)
+class SevHostCapabilities:
+    """What this host can do for SEV guests, and every reason it cannot.
+
+    ``max_guests`` / ``max_es_guests`` are the ASID slots libvirt reports
+    (libvirt >= 8.0); None when unknown. ``firmware`` holds the descriptors
+    with ``amd-sev``, or None when firmware was not examined (a domain
+    capabilities file from another host).
+    """
+
+    sev_usable: bool
+    sev_es_usable: bool
+    cbitpos: int | None = None
+    reduced_phys_bits: int | None = None
+    max_guests: int | None = None
+    max_es_guests: int | None = None
+    sev_reasons: tuple[str, ...] = ()
+    sev_es_reasons: tuple[str, ...] = ()
+    firmware: tuple[fw.FirmwareDescriptor, ...] | None = None
+
+
+def _sev_offered(caps: vconfig.LibvirtConfigDomainCaps) -> bool:
+    if caps.sev is not None and caps.sev.supported:
+        return True
+    lsec = caps.launch_security
+    return bool(lsec and lsec.supported and 'sev' in lsec.sectypes)
+
+
+def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
+               kvm_params: dict[str, KvmAmdParam],
+               firmware: list[fw.FirmwareDescriptor] | None = None,
+               domcaps_error: str | None = None) -> SevHostCapabilities:
+    """Decide whether SEV and SEV-ES are usable on a host from its facts.
+
+    ``domcaps`` are the KVM x86_64 q35 domain capabilities (None, with
+    ``domcaps_error``, when libvirt could not give them); ``kvm_params``
+    the ``kvm_amd`` parameters; ``firmware`` the QEMU firmware descriptors,
+    or None to leave firmware unchecked.
+    """
+    reasons = []
+    es_reasons = []
+    cbitpos = reduced = max_guests = max_es = None
+    if domcaps is None:
+        reasons.append('libvirt gave no domain capabilities for KVM x86_64 '
+                       'q35 guests (%s): check that libvirt and QEMU are '
+                       'installed and /dev/kvm exists' % (
+                           domcaps_error or 'unknown error'))
+    else:
+        if domcaps.arch != 'x86_64' or domcaps.domain != 'kvm':
+            reasons.append(
+                'domain capabilities are for %s/%s guests, SEV needs '
+                'kvm/x86_64' % (domcaps.domain, domcaps.arch))
+        if 'q35' not in (domcaps.machine or ''):
+            reasons.append('QEMU offers no q35 machine type (got %r): %s' %
+                           (domcaps.machine, REMEDY_STACK))
+        if not _sev_offered(domcaps):
+            reasons.append("libvirt domain capabilities report no SEV "
+                           "(<sev supported='no'/>): %s; %s" %
+                           (REMEDY_BIOS, REMEDY_STACK))
+        sev = domcaps.sev
+        if sev is not None and sev.supported:
+            cbitpos, reduced = sev.cbitpos, sev.reduced_phys_bits
+            # libvirt prints 0 when it could not read the ASID counts.
+            max_guests = sev.max_guests or None
+            max_es = sev.max_es_guests
+            if cbitpos is None or reduced is None:
+                reasons.append('libvirt reports SEV without cbitpos and '
+                               'reducedPhysBits: upgrade to libvirt >= 4.5')
+    sev_param = kvm_params.get('sev') or parse_kvm_amd_param('sev', None,
+                                                             'not read')
+    if not sev_param.enabled:
+        reasons.append('%s; %s' % (sev_param.reason, REMEDY_KERNEL))
+    sev_fw = es_fw = None
+    if firmware is not None:
+        sev_fw = tuple(d for d in firmware
+                       if fw.FEATURE_AMD_SEV in d.features)
+        es_fw = tuple(d for d in sev_fw
+                      if fw.FEATURE_AMD_SEV_ES in d.features)
+        if not sev_fw:
+            reasons.append('no QEMU firmware descriptor lists the amd-sev '
+                           'feature: install an OVMF build with SEV support '
+                           '(Debian/Ubuntu package "ovmf")')
+    sev_usable = not reasons
+
+    if not sev_usable:
+        es_reasons.append('SEV itself is not usable')
+    es_param = kvm_params.get('sev_es') or parse_kvm_amd_param(
+        'sev_es', None, 'not read')
+    if not es_param.enabled:
+        es_reasons.append('%s; %s' % (es_param.reason, REMEDY_KERNEL))
+    if max_es == 0:
+        es_reasons.append('libvirt reports no ASID slots for SEV-ES guests '
+                          '(maxESGuests=0): %s' % REMEDY_BIOS)
+    if es_fw is not None and not es_fw:
+        es_reasons.append('no QEMU firmware descriptor lists the amd-sev-es '
+                          'feature: install an OVMF build with SEV-ES '
+                          'support')
+    return SevHostCapabilities(
+        sev_usable=sev_usable,
+        sev_es_usable=not es_reasons,
+        cbitpos=cbitpos,
+        reduced_phys_bits=reduced,
+        max_guests=max_guests,
+        max_es_guests=max_es or None,
+        sev_reasons=tuple(reasons),
+        sev_es_reasons=tuple(es_reasons),
+        firmware=sev_fw)
+
+
+def parse_domain_capabilities(xmlstr: str) -> vconfig.LibvirtConfigDomainCaps:
+    """Parse ``virsh domcapabilities`` output; InvalidLibvirtXML if bad."""
+    caps = vconfig.LibvirtConfigDomainCaps()
+    caps.parse_str(xmlstr)
+    return caps
+
+
+class SevHost:
+    """Asks libvirt and sysfs about SEV once, and remembers the answer.
+
+    ``get_connection`` returns an open ``virConnect``; it is called only
+    when the answer is not cached yet. Call ``reset()`` after libvirt
+    reconnects, so that the next question detects again.
+    """
+
+    def __init__(self, get_connection: Callable[[], object],
+                 kvm_amd_dir: str = KVM_AMD_PARAMETERS_DIR,
+                 firmware_dirs: list[str] | None = None) -> None:
+        self._get_connection = get_connection
+        self._kvm_amd_dir = kvm_amd_dir
+        self._firmware_dirs = firmware_dirs
+        self._caps: SevHostCapabilities | None = None
+        self.domcaps: vconfig.LibvirtConfigDomainCaps | None = None
+
+    def reset(self) -> None:
+        self._caps = None
+        self.domcaps = None
+
+    def _read_domcaps(self) -> tuple[vconfig.LibvirtConfigDomainCaps | None,
+                                     str | None]:
+        import libvirt
+        try:
+            conn = self._get_connection()
+            xml = conn.getDomainCapabilities(None, 'x86_64', 'q35', 'kvm', 0)
+        except libvirt.libvirtError as e:
+            return None, str(e)
+        try:
+            return parse_domain_capabilities(xml), None
+        except exception.InvalidLibvirtXML as e:
+            return None, str(e)
+
+    def get_capabilities(self) -> SevHostCapabilities:
+        """This host's SEV capabilities, detected on the first call."""
+        if self._caps is None:
+            self.domcaps, error = self._read_domcaps()
+            firmware = (fw.load_descriptors(self._firmware_dirs)
+                        if self._firmware_dirs is not None else None)
+            self._caps = detect_sev(self.domcaps,
+                                    read_kvm_amd_params(self._kvm_amd_dir),
+                                    firmware, error)
+            log_capabilities(self._caps)
+        return self._caps
+
+
+def log_capabilities(caps: SevHostCapabilities) -> None:
+    if caps.sev_usable:
+        LOG.info('AMD SEV is usable on this host (cbitpos=%s, '
+                 'reducedPhysBits=%s, ASID slots=%s); SEV-ES %s',
+                 caps.cbitpos, caps.reduced_phys_bits,
+                 caps.max_guests or 'unknown',
+                 'usable' if caps.sev_es_usable else
+                 'not usable: ' + '; '.join(caps.sev_es_reasons))
+    else:
+        LOG.info('AMD SEV is not usable on this host: %s',
+                 '; '.join(caps.sev_reasons))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set this machine up and run the whole nova-sev test suite: unit tests,
+# the real-libvirt tier (embedded QEMU driver), the Nova functional tier
+# (real Nova and placement) and the attestation tier against libvirt's
+# virt-qemu-sev-validate. Closes with "N passed, N failed, N skipped" and
+# fails when a test failed or when no test ran.
+#   tools/run-tests.sh [stestr filter regex]
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+"$top/tools/setup-env.sh" --test || { echo "0 passed, 1 failed"; exit 1; }
+venv="${NOVA_SEV_VENV:-$top/.venv}"
+export PATH="$venv/bin:$PATH"
+# Tests must never be skipped for want of the real parts: make a missing
+# piece an error instead (see nova_sev/tests/functional/embedded.py).
+export NOVA_SEV_REQUIRE_REAL=1
+
+rc=0
+"$venv/bin/flake8" nova_sev tools || rc=1
+[ $rc -eq 0 ] && lint_failed=0 || lint_failed=1
+
+"$venv/bin/stestr" run --concurrency "${NOVA_SEV_CONCURRENCY:-2}" "$@" \
+    </dev/null
+stestr_rc=$?
+"$venv/bin/stestr" last --subunit | "$venv/bin/python" \
+    "$top/tools/count-results.py" --extra-failed "$lint_failed" \
+    --runner-rc "$stestr_rc"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Prepare this machine for nova-sev: distribution packages from bindep.txt
+# and a virtualenv (.venv) holding nova-sev and, with --test, everything the
+# test suite needs (the real Nova, placement, stestr, ...).
+#
+# Idempotent and non-interactive: safe to run on every call, as root on a
+# fresh Debian 12 machine or in CI. Prints progress on stderr only.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+profile=""
+if [ "${1:-}" = "--test" ]; then
+    profile="test"
+fi
+venv="${NOVA_SEV_VENV:-$top/.venv}"
+python="${PYTHON:-python3}"
+
+say() { echo "setup-env: $*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# 1. A virtualenv with bindep, which then tells us the missing packages.
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating virtualenv $venv"
+    "$python" -m venv "$venv"
+fi
+pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+if [ ! -x "$venv/bin/bindep" ]; then
+    pip install 'bindep>=2.11.0' >&2
+fi
+
+# 2. Distribution packages (bindep.txt). bindep exits 1 when some are missing.
+missing=$(cd "$top" && "$venv/bin/bindep" -b $profile || true)
+if [ -n "$missing" ]; then
+    say "installing distribution packages:" $missing
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq >&2
+    # shellcheck disable=SC2086
+    as_root apt-get install -y -q --no-install-recommends $missing >&2
+fi
+
+# 3. Python packages, only when the requirement files changed.
+reqs="$top/requirements.txt"
+[ -n "$profile" ] && reqs="$reqs $top/test-requirements.txt"
+# shellcheck disable=SC2086
+stamp_want=$(cat $reqs "$top/setup.cfg" | sha256sum | cut -d' ' -f1)
+stamp_file="$venv/.nova-sev-${profile:-run}.stamp"
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
+    say "installing Python packages into $venv"
+    args=(-r "$top/requirements.txt")
+    [ -n "$profile" ] && args+=(-r "$top/test-requirements.txt")
+    pip install "${args[@]}" >&2
+    pip install --no-deps -e "$top" >&2
+    echo "$stamp_want" > "$stamp_file"
+fi
+say "ready: $venv"
