@@ -37,3 +37,59 @@ class HostCheckFailed(NovaSevException):
     """The host could not be examined at all (not: examined, no SEV)."""
 
     msg_fmt = 'Could not check the host for SEV: %(reason)s'
+
+
+# Issue 3: SEV guest configuration. Every refusal of an SEV guest is a
+# SevGuestRefused, so that callers (the Nova driver, ``nova-sev guest-xml``)
+# can tell "this guest cannot be SEV here" from broken input.
+class SevGuestRefused(NovaSevException):
+    """An SEV guest that cannot be built as requested."""
+
+    msg_fmt = 'SEV guest refused: %(reason)s'
+
+
+class SevRequestConflict(SevGuestRefused):
+    msg_fmt = ('%(first)s %(first_wants)s but %(second)s %(second_wants)s: '
+               'change or remove one of them')
+
+
+class InvalidSevRequest(SevGuestRefused):
+    msg_fmt = 'Invalid SEV request: %(source)s %(key)s=%(value)r: %(reason)s'
+
+
+class SevHostNotCapable(SevGuestRefused):
+    msg_fmt = ('SEV was requested (%(requested_by)s) but this host cannot '
+               'run SEV guests: %(reasons)s (run "nova-sev host-check")')
+
+
+class SevESNotUsable(SevGuestRefused):
+    msg_fmt = ('SEV-ES was requested (%(requested_by)s) but this host '
+               'cannot run SEV-ES guests: %(reasons)s (run "nova-sev '
+               'host-check", or ask for plain SEV)')
+
+
+class SevMachineTypeNotSupported(SevGuestRefused):
+    msg_fmt = ('SEV guests need the q35 machine type but %(source)s asks '
+               'for %(machine_type)r: set %(source)s to q35 or remove it')
+
+
+class SevDiskBusNotSupported(SevGuestRefused):
+    msg_fmt = ('SEV guests cannot use the %(bus)s bus that %(source)s asks '
+               'for: %(reason)s; %(fix)s')
+
+
+class SevDeviceNotSupported(SevGuestRefused):
+    msg_fmt = ('SEV guests cannot have %(device)s (asked by %(source)s): '
+               'the device would need DMA into encrypted memory; remove '
+               '%(source)s or do not ask for SEV')
+
+
+class SevFirmwareNotFound(SevGuestRefused):
+    msg_fmt = ('no UEFI firmware for %(arch)s/%(machine)s lists the '
+               '%(features)s feature in the QEMU firmware descriptors of '
+               '%(dirs)s: install an OVMF build with SEV support or fix '
+               '[sev]firmware_descriptor_dirs')
+
+
+class InvalidSevPolicy(SevGuestRefused):
+    msg_fmt = 'Invalid [sev]policy %(policy)r: %(reason)s'

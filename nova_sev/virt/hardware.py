@@ -1,0 +1,328 @@
+"""What a flavor and an image ask of an SEV guest (spec: "Proposed change",
+design.md §2-3).
+
+Pure functions of the flavor's extra specs and the image's properties as
+Glance stores them (``trait:HW_CPU_X86_AMD_SEV=required``,
+``hw_mem_encryption='true'``...), in the manner of Nova's
+``nova.virt.hardware``: each answers one question, and a conflict between
+flavor and image raises a specific exception naming both sides and the key
+to change. No Nova import: the Nova driver and ``nova-sev guest-xml`` call
+the same functions.
+"""
+
+import collections.abc
+import dataclasses
+import enum
+import re
+from typing import Any
+
+import os_resource_classes as orc
+import os_traits
+from oslo_utils import strutils
+
+from nova_sev import exception
+
+Mapping = collections.abc.Mapping
+
+FLAVOR = 'flavor extra spec'
+IMAGE = 'image property'
+
+TRAIT_PREFIX = 'trait:'
+TRAIT_REQUIRED = 'required'
+TRAIT_FORBIDDEN = 'forbidden'
+
+# Either spelling asks for SEV (design.md §2): os-traits' current name and
+# the spec's older one.
+SEV_TRAIT_NAMES = (os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV)
+SEV_ES_TRAIT_NAME = os_traits.HW_CPU_X86_AMD_SEV_ES
+
+FLAVOR_MEM_ENCRYPTION = 'hw:mem_encryption'
+FLAVOR_MEM_ENCRYPTION_MODEL = 'hw:mem_encryption_model'
+IMAGE_MEM_ENCRYPTION = 'hw_mem_encryption'
+IMAGE_MEM_ENCRYPTION_MODEL = 'hw_mem_encryption_model'
+# Nova's ImageMetaProps carries image traits in this list instead.
+IMAGE_TRAITS_REQUIRED = 'traits_required'
+
+MODEL_AMD_SEV = 'amd-sev'
+MODEL_AMD_SEV_ES = 'amd-sev-es'
+MODELS = (MODEL_AMD_SEV, MODEL_AMD_SEV_ES)
+
+IMAGE_MACHINE_TYPE = 'hw_machine_type'
+CONF_MACHINE_TYPE = '[libvirt]hw_machine_type'
+IMAGE_DISK_BUS = 'hw_disk_bus'
+IMAGE_CDROM_BUS = 'hw_cdrom_bus'
+FLAVOR_MEM_PAGE_SIZE = 'hw:mem_page_size'
+IMAGE_MEM_PAGE_SIZE = 'hw_mem_page_size'
+FLAVOR_PCI_ALIAS = 'pci_passthrough:alias'
+IMAGE_VIDEO_RAM = 'hw_video_ram'
+
+# Page sizes that mean "not huge pages" (Nova's MEMPAGES_SMALL, and 4 KiB
+# written out); "any" lets Nova choose, so it promises nothing.
+_SMALL_PAGE_SIZES = ('small', 'any', '4', '4k', '4kb', '4096', '4096b')
+_RESOURCES_KEY = re.compile(r'^resources[A-Za-z0-9_-]*:(?P<rc>.+)$')
+
+
+class SevMode(str, enum.Enum):
+    """The memory encryption a guest asked for."""
+
+    NONE = 'none'
+    SEV = 'sev'
+    SEV_ES = 'sev-es'
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stance:
+    """One source's answer to one question, and the key that gave it."""
+
+    wanted: bool
+    source: str
+    key: str
+    value: Any
+
+    def describe(self) -> str:
+        return '%s %s=%s' % (self.source, self.key, self.value)
+
+
+def _parse_bool(source: str, key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    try:
+        return strutils.bool_from_string(value, strict=True)
+    except ValueError:
+        raise exception.InvalidSevRequest(
+            source=source, key=key, value=value,
+            reason='not a boolean; use true or false')
+
+
+def _trait_stance(source: str, key: str, value: Any) -> _Stance | None:
+    text = str(value).strip().lower()
+    if text == TRAIT_REQUIRED:
+        return _Stance(True, source, key, value)
+    if text == TRAIT_FORBIDDEN:
+        return _Stance(False, source, key, value)
+    raise exception.InvalidSevRequest(
+        source=source, key=key, value=value,
+        reason='a trait is either required or forbidden')
+
+
+def _conflict(first: _Stance, second: _Stance, subject: str
+              ) -> exception.SevRequestConflict:
+    def wants(stance):
+        return ('asks for %s' if stance.wanted else 'forbids %s') % subject
+    return exception.SevRequestConflict(
+        first=first.describe(), first_wants=wants(first),
+        second=second.describe(), second_wants=wants(second))
+
+
+def _merge(stances: list[_Stance], subject: str) -> _Stance | None:
+    """The one answer of ``stances``; SevRequestConflict if they differ."""
+    for stance in stances[1:]:
+        if stance.wanted != stances[0].wanted:
+            raise _conflict(stances[0], stance, subject)
+    return stances[0] if stances else None
+
+
+def _source_stances(source: str, props: Mapping[str, Any],
+                    enc_key: str, model_key: str
+                    ) -> tuple[list[_Stance], list[_Stance],
+                               _Stance | None]:
+    """The encryption and SEV-ES answers of one source, plus its model."""
+    enc: list[_Stance] = []
+    es: list[_Stance] = []
+    for name in SEV_TRAIT_NAMES:
+        key = TRAIT_PREFIX + name
+        if props.get(key) is not None:
+            enc.append(_trait_stance(source, key, props[key]))
+    es_key = TRAIT_PREFIX + SEV_ES_TRAIT_NAME
+    if props.get(es_key) is not None:
+        stance = _trait_stance(source, es_key, props[es_key])
+        es.append(stance)
+        if stance.wanted:
+            # Requiring SEV-ES requires SEV.
+            enc.append(stance)
+    if source == IMAGE:
+        for name in props.get(IMAGE_TRAITS_REQUIRED) or ():
+            if name in SEV_TRAIT_NAMES + (SEV_ES_TRAIT_NAME,):
+                stance = _Stance(True, source, IMAGE_TRAITS_REQUIRED, name)
+                enc.append(stance)
+                if name == SEV_ES_TRAIT_NAME:
+                    es.append(stance)
+    if props.get(enc_key) is not None:
+        enc.append(_Stance(_parse_bool(source, enc_key, props[enc_key]),
+                           source, enc_key, props[enc_key]))
+    model = None
+    if props.get(model_key) is not None:
+        raw = props[model_key]
+        text = str(raw).strip().lower()
+        if text not in MODELS:
+            raise exception.InvalidSevRequest(
+                source=source, key=model_key, value=raw,
+                reason='unknown memory encryption model; use %s' %
+                ' or '.join(MODELS))
+        model = _Stance(True, source, model_key, raw)
+        es.append(_Stance(text == MODEL_AMD_SEV_ES, source, model_key, raw))
+    return enc, es, model
+
+
+def get_sev_mode(extra_specs: Mapping[str, str],
+                 image_props: Mapping[str, Any]) -> SevMode:
+    """Whether the flavor and image ask for no SEV, SEV or SEV-ES.
+
+    SEV is asked for by ``trait:HW_CPU_X86_AMD_SEV=required``,
+    ``trait:HW_CPU_AMD_SEV=required`` or ``hw:mem_encryption`` /
+    ``hw_mem_encryption`` true; SEV-ES by
+    ``trait:HW_CPU_X86_AMD_SEV_ES=required`` or the encryption model
+    ``amd-sev-es``. Raises SevRequestConflict when one key requires what
+    another forbids (within a source or across flavor and image), and
+    InvalidSevRequest for a value that cannot be read or a model given
+    without encryption.
+    """
+    f_enc, f_es, f_model = _source_stances(
+        FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
+        FLAVOR_MEM_ENCRYPTION_MODEL)
+    i_enc, i_es, i_model = _source_stances(
+        IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
+        IMAGE_MEM_ENCRYPTION_MODEL)
+    enc = _merge(f_enc + i_enc, 'memory encryption (SEV)')
+    es = _merge(f_es + i_es, 'SEV-ES')
+    if enc is None or not enc.wanted:
+        model = f_model or i_model
+        if model is not None:
+            raise exception.InvalidSevRequest(
+                source=model.source, key=model.key, value=model.value,
+                reason='a memory encryption model without memory '
+                'encryption; also set %s=true (flavor) or %s=true (image), '
+                'or remove %s' % (FLAVOR_MEM_ENCRYPTION, IMAGE_MEM_ENCRYPTION,
+                                  model.key))
+        return SevMode.NONE
+    if es is not None and es.wanted:
+        return SevMode.SEV_ES
+    return SevMode.SEV
+
+
+def sev_requested_by(extra_specs: Mapping[str, str],
+                     image_props: Mapping[str, Any]) -> str:
+    """The keys that asked for SEV, for messages ("flavor extra spec
+    hw:mem_encryption=true"); empty when nothing did.
+    """
+    f_enc, f_es, _m = _source_stances(
+        FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
+        FLAVOR_MEM_ENCRYPTION_MODEL)
+    i_enc, i_es, _m = _source_stances(
+        IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
+        IMAGE_MEM_ENCRYPTION_MODEL)
+    seen = []
+    for stance in f_enc + f_es + i_enc + i_es:
+        text = stance.describe()
+        if stance.wanted and text not in seen:
+            seen.append(text)
+    return ', '.join(seen)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A value asked for, and where it was asked ("image property
+    hw_disk_bus").
+    """
+
+    value: str
+    source: str
+
+
+def requested_machine_type(image_props: Mapping[str, Any],
+                           conf_machine_types: list[str] | None = None,
+                           arch: str = 'x86_64') -> Request | None:
+    """The machine type the image or ``[libvirt]hw_machine_type`` asks for.
+
+    The image's ``hw_machine_type`` wins; ``conf_machine_types`` is Nova's
+    list of ``arch=machine`` entries. None when neither says anything.
+    """
+    value = (image_props or {}).get(IMAGE_MACHINE_TYPE)
+    if value:
+        return Request(str(value).strip(),
+                       '%s %s' % (IMAGE, IMAGE_MACHINE_TYPE))
+    for entry in conf_machine_types or ():
+        entry_arch, sep, machine = str(entry).partition('=')
+        if sep and entry_arch.strip() == arch and machine.strip():
+            return Request(machine.strip(), CONF_MACHINE_TYPE)
+    return None
+
+
+def is_q35(machine_type: str) -> bool:
+    """Whether ``machine_type`` (``q35``, ``pc-q35-7.2``...) is a q35."""
+    return machine_type == 'q35' or machine_type.startswith('pc-q35')
+
+
+def _image_request(image_props: Mapping[str, Any],
+                   key: str) -> Request | None:
+    value = (image_props or {}).get(key)
+    if value is None or str(value).strip() == '':
+        return None
+    return Request(str(value).strip().lower(), '%s %s' % (IMAGE, key))
+
+
+def requested_disk_bus(image_props: Mapping[str, Any]) -> Request | None:
+    """The disk bus the image insists on (``hw_disk_bus``), if any."""
+    return _image_request(image_props, IMAGE_DISK_BUS)
+
+
+def requested_cdrom_bus(image_props: Mapping[str, Any]) -> Request | None:
+    """The CD-ROM bus the image insists on (``hw_cdrom_bus``), if any."""
+    return _image_request(image_props, IMAGE_CDROM_BUS)
+
+
+def uses_huge_pages(extra_specs: Mapping[str, str],
+                    image_props: Mapping[str, Any]) -> bool:
+    """Whether the guest's memory is backed by huge pages (and so pinned
+    already): ``hw:mem_page_size`` / ``hw_mem_page_size`` is ``large`` or
+    a size above 4 KiB. ``any`` and ``small`` promise nothing.
+    """
+    for props, key in ((extra_specs, FLAVOR_MEM_PAGE_SIZE),
+                       (image_props, IMAGE_MEM_PAGE_SIZE)):
+        value = (props or {}).get(key)
+        if value is not None and str(value).strip():
+            text = str(value).strip().lower()
+            if text not in _SMALL_PAGE_SIZES:
+                return True
+    return False
+
+
+def requested_pci_passthrough(extra_specs: Mapping[str, str]
+                              ) -> Request | None:
+    """The PCI passthrough alias the flavor asks for, if any."""
+    value = (extra_specs or {}).get(FLAVOR_PCI_ALIAS)
+    if value is None or not str(value).strip():
+        return None
+    return Request(str(value), '%s %s' % (FLAVOR, FLAVOR_PCI_ALIAS))
+
+
+def requested_vgpus(extra_specs: Mapping[str, str]) -> Request | None:
+    """The ``resources[N]:VGPU`` request (mediated devices), if any."""
+    for key, value in (extra_specs or {}).items():
+        match = _RESOURCES_KEY.match(key)
+        if match and match.group('rc') == orc.VGPU:
+            try:
+                count = int(str(value).strip())
+            except ValueError:
+                raise exception.InvalidSevRequest(
+                    source=FLAVOR, key=key, value=value,
+                    reason='not a number of resources')
+            if count > 0:
+                return Request(str(value), '%s %s' % (FLAVOR, key))
+    return None
+
+
+def requested_video_ram_mb(image_props: Mapping[str, Any]) -> int:
+    """The video RAM in MiB the image asks for (``hw_video_ram``), or 0."""
+    value = (image_props or {}).get(IMAGE_VIDEO_RAM)
+    if value is None or str(value).strip() == '':
+        return 0
+    try:
+        video_mb = int(str(value).strip())
+    except ValueError:
+        video_mb = -1
+    if video_mb < 0:
+        raise exception.InvalidSevRequest(
+            source=IMAGE, key=IMAGE_VIDEO_RAM, value=value,
+            reason='not a number of MiB')
+    return video_mb

@@ -1,0 +1,47 @@
+"""The memory an SEV guest pins, and its hard limit (spec: "Proposed change",
+memory table; design.md §3-4).
+
+SEV guests' memory is pinned (encrypted pages cannot be swapped or moved),
+which libvirt does with ``<memoryBacking><locked/>`` plus a
+``<memtune><hard_limit>``. The limit covers the guest's RAM, its video
+memory, the firmware/ROM/ACPI regions (``[sev]firmware_overhead_mb``) and
+the QEMU process's own headroom (``[sev]qemu_overhead_mb``). Pure
+arithmetic: callers pass the option values, nothing here reads CONF.
+"""
+
+from nova_sev import exception
+
+KIB_PER_MIB = 1024
+DEFAULT_FIRMWARE_OVERHEAD_MB = 16
+DEFAULT_QEMU_OVERHEAD_MB = 496
+
+
+def _check(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise exception.InvalidInput(
+                reason='%s must be a whole number of MiB >= 0, got %r' % (
+                    name, value))
+
+
+def pinned_memory_mb(ram_mb: int, video_mb: int = 0,
+                     firmware_overhead_mb: int = DEFAULT_FIRMWARE_OVERHEAD_MB
+                     ) -> int:
+    """The host memory, in MiB, that one SEV guest pins: its RAM, its video
+    memory and the firmware/ROM/ACPI regions.
+    """
+    _check(ram_mb=ram_mb, video_mb=video_mb,
+           firmware_overhead_mb=firmware_overhead_mb)
+    return ram_mb + video_mb + firmware_overhead_mb
+
+
+def hard_limit_kib(ram_mb: int, video_mb: int = 0,
+                   firmware_overhead_mb: int = DEFAULT_FIRMWARE_OVERHEAD_MB,
+                   qemu_overhead_mb: int = DEFAULT_QEMU_OVERHEAD_MB) -> int:
+    """The ``<memtune><hard_limit unit='KiB'>`` of an SEV guest: its pinned
+    memory plus the QEMU process's headroom. With the defaults a 4096 MiB
+    guest gets 4718592 KiB, the spec's example.
+    """
+    _check(qemu_overhead_mb=qemu_overhead_mb)
+    pinned = pinned_memory_mb(ram_mb, video_mb, firmware_overhead_mb)
+    return (pinned + qemu_overhead_mb) * KIB_PER_MIB
