@@ -93,3 +93,52 @@ class SevFirmwareNotFound(SevGuestRefused):
 
 class InvalidSevPolicy(SevGuestRefused):
     msg_fmt = 'Invalid [sev]policy %(policy)r: %(reason)s'
+
+
+# Issue 6: attestation (the guest owner's tools). Bad input is an
+# InvalidInput (exit 2); a launch that does not verify is not bad input.
+class InvalidTransportKey(InvalidInput):
+    msg_fmt = ('The %(what)s %(source)s is %(length)d bytes, it must be '
+               '%(expected)d: give the raw key file of the launch session '
+               '(--tik/--tek 16 bytes each, --tk the TEK then the TIK)')
+
+
+class InvalidMeasurement(InvalidInput):
+    msg_fmt = ('Invalid launch measurement %(measurement)r: %(reason)s; '
+               'give libvirt\'s sev-measurement (base64 of 48 bytes) as '
+               '--measurement or the server property sev_measurement')
+
+
+class InvalidLaunchValue(InvalidInput):
+    msg_fmt = ('Invalid SEV %(name)s %(value)r: it must be a number from 0 '
+               'to %(maximum)d (decimal, or hex with 0x)')
+
+
+class InvalidLaunchDigest(InvalidInput):
+    msg_fmt = ('Invalid --launch-digest %(digest)r: it must be the SHA-256 '
+               'of the measured launch, 64 hex digits')
+
+
+class InvalidVmsa(InvalidInput):
+    msg_fmt = 'Invalid SEV-ES VMSA input: %(reason)s'
+
+
+class InvalidGuidTable(InvalidInput):
+    msg_fmt = 'Malformed GUID table %(guid)s: %(reason)s'
+
+
+class InvalidSecret(InvalidInput):
+    msg_fmt = 'Cannot build or read the launch secret: %(reason)s'
+
+
+class MeasurementMismatch(NovaSevException):
+    """The launch measurement does not prove the expected launch."""
+
+    msg_fmt = ('The launch measurement does NOT match %(inputs)s: do not '
+               'trust this guest%(advice)s')
+
+
+class LaunchInfoUnavailable(NovaSevException):
+    """libvirt has no SEV launch information for the domain."""
+
+    msg_fmt = 'No SEV launch information for domain %(domain)s: %(reason)s'
