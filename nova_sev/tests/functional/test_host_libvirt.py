@@ -1,0 +1,86 @@
+"""SEV detection against the real libvirt 9.0 embedded QEMU driver.
+
+The host-check command runs as the operator runs it, in its own process,
+on an embedded-driver root whose QEMU capabilities were really probed; with
+``sev=True`` the capability cache claims SEV, as libvirt's own tests do.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+import testtools
+
+from nova_sev.tests.fixtures import sev_host
+from nova_sev.tests.functional import embedded
+
+
+class HostCheckRealLibvirtTestCase(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.params = self.useFixture(fixtures.TempDir()).join('parameters')
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='1')
+
+    def _host_check(self, uri, *args):
+        proc = subprocess.run(
+            [sys.executable, '-m', 'nova_sev.cmd.sev', 'host-check',
+             '--connection', uri, '--kvm-amd-params', self.params] +
+            list(args), capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def test_host_without_sev(self):
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=False))
+        rc, out, err = self._host_check(qemu.uri, '--format', 'json')
+        self.assertEqual(1, rc, err)
+        report = json.loads(out)
+        self.assertFalse(report['sev']['usable'])
+        self.assertEqual(1, len(report['sev']['reasons']))
+        self.assertIn("domain capabilities report no SEV",
+                      report['sev']['reasons'][0])
+        self.assertEqual([], report['traits'])
+        self.assertEqual('9.0.0', report['libvirt_version'])
+        self.assertTrue(report['qemu_version'].startswith('7.2.'))
+
+    def test_host_with_sev(self):
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True))
+        rc, out, err = self._host_check(qemu.uri, '--format', 'json')
+        self.assertEqual(0, rc, err)
+        report = json.loads(out)
+        self.assertTrue(report['sev']['usable'], report)
+        self.assertEqual(47, report['sev']['cbitpos'])
+        self.assertEqual(1, report['sev']['reduced_phys_bits'])
+        self.assertIn('HW_CPU_X86_AMD_SEV', report['traits'])
+        self.assertIn('HW_CPU_AMD_SEV', report['traits'])
+        # Debian's OVMF descriptors list amd-sev but not amd-sev-es.
+        self.assertFalse(report['sev_es']['usable'])
+        self.assertTrue(any('amd-sev-es' in r
+                            for r in report['sev_es']['reasons']))
+        self.assertTrue(any(f['descriptor'].endswith('60-edk2-x86_64.json')
+                            for f in report['firmware']))
+
+    def test_kernel_check_still_required(self):
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True))
+        sev_host.write_kvm_amd_params(self.params, sev='0', sev_es='0')
+        rc, out, err = self._host_check(qemu.uri)
+        self.assertEqual(1, rc, err)
+        self.assertIn('SEV: NOT usable', out)
+        self.assertIn('kvm_amd.sev=1', out)
+
+    def test_domcaps_file_from_real_libvirt(self):
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True))
+        result = qemu.call_one('domcaps')
+        self.assertTrue(result['ok'], result)
+        path = self.useFixture(fixtures.TempDir()).join('domcaps.xml')
+        with open(path, 'w') as f:
+            f.write(result['result'])
+        proc = subprocess.run(
+            [sys.executable, '-m', 'nova_sev.cmd.sev', 'host-check',
+             '--domcaps', path, '--kvm-amd-params', self.params],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertIn('cbitpos: 47', proc.stdout)
+        self.assertIn('firmware: not checked', proc.stdout)
+        self.assertTrue(os.path.exists(path))

@@ -1,0 +1,107 @@
+import io
+import json
+import os
+
+import fixtures
+import testtools
+
+from nova_sev.cmd import sev
+from nova_sev.tests.fixtures import sev_host
+
+
+class HostCheckCommandTestCase(testtools.TestCase):
+    """``nova-sev host-check --domcaps`` on files, as an operator runs it."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.params = os.path.join(self.tmp, 'parameters')
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0')
+        self.stdout = self.useFixture(
+            fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
+        self.stderr = self.useFixture(
+            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
+
+    def _domcaps(self, text):
+        path = os.path.join(self.tmp, 'domcaps.xml')
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def _run(self, *args):
+        return sev.main(['host-check'] + list(args))
+
+    def test_usable_json(self):
+        rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),
+                       '--kvm-amd-params', self.params, '--format', 'json')
+        self.assertEqual(0, rc)
+        report = json.loads(self.stdout.getvalue())
+        self.assertEqual({'usable': True, 'reasons': [], 'cbitpos': 47,
+                          'reduced_phys_bits': 1, 'max_guests': 15},
+                         report['sev'])
+        self.assertFalse(report['sev_es']['usable'])
+        self.assertEqual(494, report['sev_es']['max_guests'])
+        self.assertEqual(['HW_CPU_AMD_SEV', 'HW_CPU_X86_AMD_SEV'],
+                         report['traits'])
+        self.assertIsNone(report['firmware'])
+
+    def test_not_usable_text(self):
+        rc = self._run('--domcaps',
+                       self._domcaps(sev_host.domcaps_xml(sev=False)),
+                       '--kvm-amd-params', self.params)
+        self.assertEqual(1, rc)
+        out = self.stdout.getvalue()
+        self.assertIn('SEV: NOT usable', out)
+        self.assertIn("<sev supported='no'/>", out)
+        self.assertIn('traits reported to placement: none', out)
+
+    def test_malformed_domcaps(self):
+        rc = self._run('--domcaps', self._domcaps('<domainCapabilities>'),
+                       '--kvm-amd-params', self.params)
+        self.assertEqual(2, rc)
+        err = self.stderr.getvalue()
+        self.assertEqual(1, len(err.splitlines()))
+        self.assertIn('Malformed libvirt XML', err)
+        self.assertNotIn('Traceback', err)
+
+    def test_missing_file(self):
+        rc = self._run('--domcaps', os.path.join(self.tmp, 'nope.xml'))
+        self.assertEqual(2, rc)
+        self.assertIn('cannot read --domcaps', self.stderr.getvalue())
+
+    def test_params_dir_missing(self):
+        rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),
+                       '--kvm-amd-params', os.path.join(self.tmp, 'nope'))
+        self.assertEqual(2, rc)
+        self.assertIn('not a directory', self.stderr.getvalue())
+
+    def test_odd_sysfs_value(self):
+        sev_host.write_kvm_amd_params(self.params, sev='maybe')
+        rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),
+                       '--kvm-amd-params', self.params, '--format', 'json')
+        self.assertEqual(1, rc)
+        report = json.loads(self.stdout.getvalue())
+        self.assertIn("unexpected value 'maybe'", report['sev']['reasons'][0])
+
+    def test_cannot_connect(self):
+        rc = self._run('--connection',
+                       'qemu+unix:///system?socket=/nonexistent/sock',
+                       '--kvm-amd-params', self.params)
+        self.assertEqual(2, rc)
+        err = self.stderr.getvalue()
+        self.assertIn('cannot connect to libvirt', err)
+        self.assertEqual(1, len(err.splitlines()))
+
+    def test_config_file_sets_params_dir(self):
+        conf = os.path.join(self.tmp, 'nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[sev]\nkvm_amd_parameters_dir = %s\n' % self.params)
+        rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),
+                       '--config-file', conf)
+        self.assertEqual(0, rc)
+
+    def test_bad_config_file(self):
+        rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),
+                       '--config-file', os.path.join(self.tmp, 'none.conf'))
+        self.assertEqual(2, rc)
+        self.assertIn('configuration', self.stderr.getvalue())

@@ -1,0 +1,210 @@
+import os
+
+import fixtures
+import libvirt
+import testtools
+
+from nova_sev.tests.fixtures import sev_host
+from nova_sev.virt.libvirt import firmware as fw
+from nova_sev.virt.libvirt import host
+
+
+def _params(sev='1', sev_es='1'):
+    return {'sev': host.parse_kvm_amd_param('sev', sev),
+            'sev_es': host.parse_kvm_amd_param('sev_es', sev_es)}
+
+
+def _descriptor(*features):
+    return fw.FirmwareDescriptor(
+        path='/usr/share/qemu/firmware/60-edk2-x86_64.json',
+        interface_types=('uefi',), device='flash',
+        executable='/usr/share/OVMF/OVMF_CODE_4M.fd',
+        nvram_template='/usr/share/OVMF/OVMF_VARS_4M.fd',
+        targets=(fw.FirmwareTarget('x86_64', ('pc-q35-*',)),),
+        features=features)
+
+
+class KvmAmdParamTestCase(testtools.TestCase):
+
+    def test_on_values(self):
+        for raw in ('1', '1\n', 'Y', 'Y\n', ' y '):
+            self.assertTrue(host.parse_kvm_amd_param('sev', raw).enabled, raw)
+
+    def test_off_values(self):
+        for raw in ('0\n', 'N', 'n'):
+            param = host.parse_kvm_amd_param('sev', raw)
+            self.assertFalse(param.enabled)
+            self.assertIn('has not enabled it', param.reason)
+
+    def test_garbage(self):
+        for raw in ('', 'yes', '2', '\x00\xff', 'Y' * 100):
+            param = host.parse_kvm_amd_param('sev', raw)
+            self.assertFalse(param.enabled, raw)
+            self.assertIn('unexpected value', param.reason)
+
+    def test_unreadable(self):
+        param = host.parse_kvm_amd_param('sev_es', None, 'Permission denied')
+        self.assertFalse(param.enabled)
+        self.assertIn('Permission denied', param.reason)
+        self.assertIn('kvm_amd', param.reason)
+
+    def test_read_from_directory(self):
+        d = self.useFixture(fixtures.TempDir()).path
+        sev_host.write_kvm_amd_params(d, sev='Y', sev_es=None)
+        params = host.read_kvm_amd_params(d)
+        self.assertTrue(params['sev'].enabled)
+        self.assertFalse(params['sev_es'].enabled)
+        self.assertIn('No such file', params['sev_es'].reason)
+
+    def test_read_a_directory_instead_of_a_file(self):
+        d = self.useFixture(fixtures.TempDir()).path
+        os.mkdir(os.path.join(d, 'sev'))
+        params = host.read_kvm_amd_params(d)
+        self.assertFalse(params['sev'].enabled)
+        self.assertIn('could not be read', params['sev'].reason)
+
+    def test_binary_garbage_file(self):
+        d = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(d, 'sev'), 'wb') as f:
+            f.write(b'\xff\xfe\x00')
+        params = host.read_kvm_amd_params(d)
+        self.assertFalse(params['sev'].enabled)
+        self.assertIn('unexpected value', params['sev'].reason)
+
+
+class DetectSevTestCase(testtools.TestCase):
+
+    def _caps(self, **kwargs):
+        return host.parse_domain_capabilities(sev_host.domcaps_xml(**kwargs))
+
+    def test_usable(self):
+        caps = host.detect_sev(self._caps(), _params())
+        self.assertTrue(caps.sev_usable)
+        self.assertTrue(caps.sev_es_usable)
+        self.assertEqual((), caps.sev_reasons)
+        self.assertEqual(47, caps.cbitpos)
+        self.assertEqual(1, caps.reduced_phys_bits)
+        self.assertEqual(15, caps.max_guests)
+        self.assertEqual(494, caps.max_es_guests)
+        self.assertIsNone(caps.firmware)
+
+    def test_domcaps_say_no(self):
+        caps = host.detect_sev(self._caps(sev=False), _params())
+        self.assertFalse(caps.sev_usable)
+        self.assertFalse(caps.sev_es_usable)
+        self.assertEqual(1, len(caps.sev_reasons))
+        self.assertIn("<sev supported='no'/>", caps.sev_reasons[0])
+        self.assertIn('BIOS', caps.sev_reasons[0])
+        self.assertIn('SEV itself is not usable', caps.sev_es_reasons)
+
+    def test_kernel_says_no(self):
+        # Both checks are required: the first does not imply the second.
+        caps = host.detect_sev(self._caps(), _params(sev='0'))
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('mem_encrypt=on kvm_amd.sev=1', caps.sev_reasons[0])
+
+    def test_every_failed_check_is_kept(self):
+        caps = host.detect_sev(self._caps(sev=False), _params(sev=None),
+                               firmware=[])
+        self.assertEqual(3, len(caps.sev_reasons))
+
+    def test_no_domcaps(self):
+        caps = host.detect_sev(None, _params(), domcaps_error='no /dev/kvm')
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('no /dev/kvm', caps.sev_reasons[0])
+
+    def test_wrong_arch_or_virt_type(self):
+        caps = host.detect_sev(self._caps(domain='qemu', arch='aarch64',
+                                          machine='virt'), _params())
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('qemu/aarch64', caps.sev_reasons[0])
+        self.assertIn('no q35', caps.sev_reasons[1])
+
+    def test_missing_cbitpos(self):
+        xml = sev_host.domcaps_xml().replace(
+            '<cbitpos>47</cbitpos>', '')
+        caps = host.detect_sev(host.parse_domain_capabilities(xml),
+                               _params())
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('libvirt >= 4.5', caps.sev_reasons[0])
+
+    def test_launch_security_form_alone(self):
+        xml = sev_host.domcaps_xml(sev=False, sectypes=('sev',))
+        caps = host.detect_sev(host.parse_domain_capabilities(xml),
+                               _params())
+        self.assertTrue(caps.sev_usable)
+        self.assertIsNone(caps.cbitpos)
+
+    def test_sev_es_kernel_off(self):
+        caps = host.detect_sev(self._caps(), _params(sev_es='N'))
+        self.assertTrue(caps.sev_usable)
+        self.assertFalse(caps.sev_es_usable)
+        self.assertIn("'sev_es' is 'N'", caps.sev_es_reasons[0])
+
+    def test_sev_es_no_asids(self):
+        caps = host.detect_sev(self._caps(max_es_guests=0), _params())
+        self.assertFalse(caps.sev_es_usable)
+        self.assertIn('maxESGuests=0', caps.sev_es_reasons[0])
+        self.assertIsNone(caps.max_es_guests)
+
+    def test_unknown_asid_count(self):
+        # libvirt prints 0 when it could not read the count: not a limit.
+        caps = host.detect_sev(self._caps(max_guests=0), _params())
+        self.assertTrue(caps.sev_usable)
+        self.assertIsNone(caps.max_guests)
+
+    def test_firmware(self):
+        sev_only = _descriptor('amd-sev')
+        caps = host.detect_sev(self._caps(), _params(), firmware=[sev_only])
+        self.assertTrue(caps.sev_usable)
+        self.assertFalse(caps.sev_es_usable)
+        self.assertIn('amd-sev-es', caps.sev_es_reasons[0])
+        self.assertEqual((sev_only,), caps.firmware)
+        caps = host.detect_sev(self._caps(), _params(),
+                               firmware=[_descriptor('acpi-s3')])
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('ovmf', caps.sev_reasons[0])
+
+
+class SevHostTestCase(testtools.TestCase):
+
+    def test_detects_once(self):
+        fake = self.useFixture(sev_host.SevHostFixture())
+        sev = host.SevHost(lambda: fake.conn, fake.params_dir)
+        for _ in range(100):
+            self.assertTrue(sev.get_capabilities().sev_usable)
+        self.assertEqual(['getDomainCapabilities'], fake.conn.calls)
+
+    def test_reset_detects_again(self):
+        fake = self.useFixture(sev_host.SevHostFixture())
+        sev = host.SevHost(lambda: fake.conn, fake.params_dir)
+        self.assertTrue(sev.get_capabilities().sev_usable)
+        fake.conn.domcaps = sev_host.domcaps_xml(sev=False)
+        self.assertTrue(sev.get_capabilities().sev_usable)
+        sev.reset()
+        self.assertFalse(sev.get_capabilities().sev_usable)
+        self.assertEqual(2, len(fake.conn.calls))
+
+    def test_libvirt_error_means_not_usable(self):
+        fake = self.useFixture(sev_host.SevHostFixture())
+        fake.conn.domcaps = libvirt.libvirtError('connection reset')
+        caps = host.SevHost(lambda: fake.conn,
+                            fake.params_dir).get_capabilities()
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('connection reset', caps.sev_reasons[0])
+
+    def test_malformed_domcaps_mean_not_usable(self):
+        fake = self.useFixture(sev_host.SevHostFixture())
+        fake.conn.domcaps = '<domainCapabilities><features><sev supported='
+        caps = host.SevHost(lambda: fake.conn,
+                            fake.params_dir).get_capabilities()
+        self.assertFalse(caps.sev_usable)
+        self.assertIn('Malformed libvirt XML', caps.sev_reasons[0])
+
+    def test_firmware_dirs(self):
+        fake = self.useFixture(sev_host.SevHostFixture())
+        empty = self.useFixture(fixtures.TempDir()).path
+        caps = host.SevHost(lambda: fake.conn, fake.params_dir,
+                            [empty]).get_capabilities()
+        self.assertFalse(caps.sev_usable)
+        self.assertEqual((), caps.firmware)

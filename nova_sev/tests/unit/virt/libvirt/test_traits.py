@@ -1,0 +1,51 @@
+import os_traits
+import testtools
+
+from nova_sev.virt.libvirt import host
+from nova_sev.virt.libvirt import traits
+
+
+def _caps(sev, sev_es=False):
+    return host.SevHostCapabilities(sev_usable=sev, sev_es_usable=sev_es)
+
+
+class SevTraitsTestCase(testtools.TestCase):
+
+    def test_names_are_os_traits(self):
+        known = set(os_traits.get_traits())
+        self.assertEqual(set(), traits.ALL_SEV_TRAITS - known)
+
+    def test_sev_host_reports_both_spellings(self):
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV,
+                          os_traits.HW_CPU_AMD_SEV},
+                         traits.sev_traits(_caps(True)))
+
+    def test_sev_es_host(self):
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV,
+                          os_traits.HW_CPU_AMD_SEV,
+                          os_traits.HW_CPU_X86_AMD_SEV_ES},
+                         traits.sev_traits(_caps(True, True)))
+
+    def test_no_sev(self):
+        self.assertEqual(frozenset(), traits.sev_traits(_caps(False)))
+        # SEV-ES without SEV cannot be offered.
+        self.assertEqual(frozenset(), traits.sev_traits(_caps(False, True)))
+
+    def test_changes_add(self):
+        add, remove = traits.sev_trait_changes(
+            _caps(True), {os_traits.HW_CPU_X86_AVX2})
+        self.assertEqual(traits.SEV_TRAITS, add)
+        self.assertEqual(frozenset(), remove)
+
+    def test_changes_remove_only_sev_traits(self):
+        current = {os_traits.HW_CPU_X86_AVX2, os_traits.HW_CPU_AMD_SEV,
+                   os_traits.HW_CPU_X86_AMD_SEV_ES, 'CUSTOM_SEV'}
+        add, remove = traits.sev_trait_changes(_caps(False), current)
+        self.assertEqual(frozenset(), add)
+        self.assertEqual({os_traits.HW_CPU_AMD_SEV,
+                          os_traits.HW_CPU_X86_AMD_SEV_ES}, remove)
+
+    def test_changes_steady_state(self):
+        self.assertEqual((frozenset(), frozenset()),
+                         traits.sev_trait_changes(_caps(True),
+                                                  traits.SEV_TRAITS))
