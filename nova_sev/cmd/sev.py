@@ -17,6 +17,9 @@ from nova_sev import exception
 COMMANDS = (
     'host_check',
     'plan_memory',
+    'verify_measurement',
+    'build_secret',
+    'launch_info',
 )
 
 

@@ -1,0 +1,282 @@
+"""What ``verify-measurement`` and ``build-secret`` share: their options,
+reading the guest owner's files, and the check itself.
+
+The reported side (measurement, API version, build, policy) comes from the
+options or from ``--server-json`` (what ``openstack server show -f json``
+prints; its ``properties`` carry ``sev_measurement``, ``sev_api_major``,
+``sev_api_minor``, ``sev_build_id`` and ``sev_policy``); an option given on
+the command line wins over the property. The expected side (firmware,
+kernel, VMSA pages) only ever comes from the guest owner's own files.
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import re
+
+from nova_sev.attestation import keys
+from nova_sev.attestation import measurement
+from nova_sev import exception
+
+# Option dest -> server property, in the order messages list them.
+REPORT_PROPERTIES = (
+    ('measurement', 'sev_measurement'),
+    ('api_major', 'sev_api_major'),
+    ('api_minor', 'sev_api_minor'),
+    ('build_id', 'sev_build_id'),
+    ('policy', 'sev_policy'),
+)
+
+# python-openstackclient before 6.0 printed properties as "k='v', k='v'".
+_OSC_PROPERTY_RE = re.compile(r"(\w+)='([^']*)'")
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        'reported launch (from the host, or --server-json)')
+    group.add_argument('--server-json', metavar='FILE',
+                       help='"openstack server show -f json" output whose '
+                            'properties hold sev_measurement, sev_api_major, '
+                            'sev_api_minor, sev_build_id and sev_policy')
+    group.add_argument('--measurement', metavar='B64',
+                       help="libvirt's sev-measurement (base64)")
+    group.add_argument('--api-major', metavar='N', help='SEV API major')
+    group.add_argument('--api-minor', metavar='N', help='SEV API minor')
+    group.add_argument('--build-id', metavar='N', help='SEV firmware build')
+    group.add_argument('--policy', metavar='P',
+                       help='guest policy, hex (0x33) or decimal')
+
+
+def add_expected_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        'expected launch (the guest owner\'s own files)')
+    source = group.add_mutually_exclusive_group()
+    source.add_argument('--firmware', metavar='FILE',
+                        help='the OVMF image the guest must have booted')
+    source.add_argument('--launch-digest', metavar='HEX',
+                        help='SHA-256 of the measured launch, computed '
+                             'before (instead of --firmware and the rest)')
+    group.add_argument('--kernel', metavar='FILE',
+                       help='direct kernel boot with kernelHashes=yes: the '
+                            'kernel')
+    group.add_argument('--initrd', metavar='FILE', help='... its initrd')
+    group.add_argument('--cmdline', metavar='STR',
+                       help='... its command line')
+    group.add_argument('--num-cpus', metavar='N', type=int,
+                       help='SEV-ES: the number of vCPUs')
+    group.add_argument('--vmsa-cpu0', metavar='FILE',
+                       help='SEV-ES: VMSA page of the boot vCPU')
+    group.add_argument('--vmsa-cpu1', metavar='FILE',
+                       help='SEV-ES: VMSA page of the other vCPUs')
+
+
+def add_key_arguments(parser: argparse.ArgumentParser,
+                      need_tek: bool) -> None:
+    group = parser.add_argument_group('launch session keys')
+    group.add_argument('--tik', metavar='FILE',
+                       help='transport integrity key (16 bytes)')
+    if need_tek:
+        group.add_argument('--tek', metavar='FILE',
+                           help='transport encryption key (16 bytes)')
+    group.add_argument('--tk', metavar='FILE',
+                       help='TEK then TIK, 16 bytes each, as sevctl '
+                            'writes them')
+
+
+def read_file(path: str, option: str) -> bytes:
+    """The bytes of ``path``; InvalidInput naming ``option`` if unreadable."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as e:
+        raise exception.InvalidInput(reason='cannot read %s %s: %s' % (
+            option, path, e.strerror or e))
+
+
+def server_properties(document, source: str) -> dict:
+    """The ``properties`` of ``openstack server show -f json`` output (a
+    dict, or the older "k='v', ..." text) as a dict of strings.
+    """
+    if not isinstance(document, dict) or 'properties' not in document:
+        raise exception.InvalidInput(
+            reason='%s has no "properties": give the output of "openstack '
+            'server show -f json SERVER"' % source)
+    properties = document['properties']
+    if isinstance(properties, str):
+        return dict(_OSC_PROPERTY_RE.findall(properties))
+    if not isinstance(properties, dict):
+        raise exception.InvalidInput(
+            reason='the "properties" of %s are neither an object nor text'
+            % source)
+    return properties
+
+
+def report_fields(options: dict, properties: dict, needed: tuple[str, ...],
+                  source: str | None) -> dict:
+    """The reported launch values: each option given wins over its server
+    property. InvalidInput naming every value that is still missing.
+    """
+    fields = {}
+    missing = []
+    for dest, prop in REPORT_PROPERTIES:
+        value = options.get(dest)
+        if value is None:
+            value = properties.get(prop)
+        if value is None and dest in needed:
+            missing.append('--%s%s' % (dest.replace('_', '-'),
+                                       ' (or property %s in %s)' % (
+                                           prop, source) if source else ''))
+        fields[dest] = value
+    if missing:
+        raise exception.InvalidInput(
+            reason='missing %s: give the values libvirt reports for the '
+            'launch (nova-sev launch-info) or --server-json'
+            % ', '.join(missing))
+    return fields
+
+
+def load_report_fields(args, needed: tuple[str, ...]) -> dict:
+    """The reported launch values of the command line and --server-json."""
+    properties = {}
+    if args.server_json:
+        raw = read_file(args.server_json, '--server-json')
+        try:
+            document = json.loads(raw)
+        except ValueError as e:
+            raise exception.InvalidInput(
+                reason='--server-json %s is not JSON: %s' % (
+                    args.server_json, e))
+        properties = server_properties(document, args.server_json)
+    options = {dest: getattr(args, dest) for dest, _p in REPORT_PROPERTIES}
+    return report_fields(options, properties, needed, args.server_json)
+
+
+def load_report(args) -> measurement.LaunchReport:
+    """The LaunchReport the command line (and --server-json) give."""
+    fields = load_report_fields(args, tuple(
+        dest for dest, _p in REPORT_PROPERTIES))
+    return measurement.launch_report(**fields)
+
+
+def load_keys(args, need_tek: bool) -> keys.TransportKeys:
+    """The launch session keys: --tk, or --tik (and --tek)."""
+    separate = [args.tik] + ([args.tek] if need_tek else [])
+    if args.tk and any(separate):
+        raise exception.InvalidInput(
+            reason='--tk holds both keys: give it or --tik%s, not both'
+            % ('/--tek' if need_tek else ''))
+    if args.tk:
+        return keys.split_tk(read_file(args.tk, '--tk'), '--tk ' + args.tk)
+    if not all(separate):
+        raise exception.InvalidInput(
+            reason='give the launch session keys: --tk FILE, or --tik FILE'
+            '%s' % (' and --tek FILE' if need_tek else ''))
+    tik = keys.check_key(read_file(args.tik, '--tik'), 'TIK',
+                         '--tik ' + args.tik)
+    tek = None
+    if need_tek:
+        tek = keys.check_key(read_file(args.tek, '--tek'), 'TEK',
+                             '--tek ' + args.tek)
+    return keys.TransportKeys(tik=tik, tek=tek)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpectedLaunch:
+    """The launch digest the guest owner expects and, for messages, what
+    it was computed from.
+    """
+
+    digest: bytes
+    inputs: tuple[str, ...]
+
+
+def _short_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _kernel_table(args) -> tuple[bytes, list[str]]:
+    if args.kernel is None:
+        if args.initrd is not None or args.cmdline is not None:
+            raise exception.InvalidInput(
+                reason='--initrd and --cmdline are measured only with a '
+                'direct kernel boot: give --kernel too')
+        return b'', []
+    kernel = read_file(args.kernel, '--kernel')
+    initrd = None
+    if args.initrd is not None:
+        initrd = read_file(args.initrd, '--initrd')
+    table = measurement.kernel_hashes_table(kernel, initrd, args.cmdline)
+    return table, ['kernel hashes of %s, initrd %s, cmdline %r' % (
+        args.kernel, args.initrd or '(none)', args.cmdline or '')]
+
+
+def _vmsa(args, report: measurement.LaunchReport) -> tuple[bytes, list[str]]:
+    if not report.sev_es:
+        given = [o for o, v in (('--num-cpus', args.num_cpus),
+                                ('--vmsa-cpu0', args.vmsa_cpu0),
+                                ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
+        # Not an error: a host that drops ES from the policy must get a
+        # "does not match", not "bad input".
+        return b'', (['%s not measured (policy has no ES bit)'
+                      % '/'.join(given)] if given else [])
+    if args.num_cpus is None or args.vmsa_cpu0 is None:
+        raise exception.InvalidVmsa(
+            reason='policy %s is SEV-ES, whose launch measures the vCPUs: '
+            'give --num-cpus and --vmsa-cpu0 (and --vmsa-cpu1 for more '
+            'than one vCPU)' % measurement.describe_policy(report.policy))
+    cpu0 = read_file(args.vmsa_cpu0, '--vmsa-cpu0')
+    cpu1 = None
+    if args.vmsa_cpu1 is not None:
+        cpu1 = read_file(args.vmsa_cpu1, '--vmsa-cpu1')
+    pages = measurement.vmsa_pages(args.num_cpus, cpu0, cpu1)
+    return pages, ['%d VMSA pages (sha256 %s)' % (
+        args.num_cpus, _short_sha256(pages))]
+
+
+def load_expected(args, report: measurement.LaunchReport) -> ExpectedLaunch:
+    """The launch digest from --launch-digest, or from the firmware,
+    kernel and VMSA files.
+    """
+    if args.launch_digest is not None:
+        extra = [o for o, v in (('--kernel', args.kernel),
+                                ('--initrd', args.initrd),
+                                ('--cmdline', args.cmdline),
+                                ('--vmsa-cpu0', args.vmsa_cpu0),
+                                ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
+        if extra:
+            raise exception.InvalidInput(
+                reason='--launch-digest already covers %s: give either'
+                % ', '.join(extra))
+        digest = measurement.parse_digest(args.launch_digest)
+        return ExpectedLaunch(digest, ('launch digest %s' % digest.hex(),))
+    if args.firmware is None:
+        raise exception.InvalidInput(
+            reason='give --firmware FILE (the OVMF image the guest booted) '
+            'or --launch-digest HEX')
+    firmware = read_file(args.firmware, '--firmware')
+    inputs = ['firmware %s (sha256 %s)' % (args.firmware,
+                                           _short_sha256(firmware))]
+    table, kernel_inputs = _kernel_table(args)
+    vmsa, vmsa_inputs = _vmsa(args, report)
+    digest = measurement.launch_digest(firmware, table, vmsa)
+    return ExpectedLaunch(digest, tuple(inputs + kernel_inputs + vmsa_inputs))
+
+
+def describe_report(report: measurement.LaunchReport) -> str:
+    """The reported numbers, as the verdicts name them."""
+    return 'policy %s, SEV API %d.%d build %d' % (
+        measurement.describe_policy(report.policy), report.api_major,
+        report.api_minor, report.build_id)
+
+
+def describe_check(report: measurement.LaunchReport,
+                   expected: ExpectedLaunch) -> str:
+    """Which inputs a verdict was reached with, on one line."""
+    return '%s; %s' % (', '.join(expected.inputs), describe_report(report))
+
+
+MISMATCH_ADVICE = (
+    ' (or check that the firmware, kernel, initrd, command line and VMSA '
+    'files are exactly those of the launch and the key is this launch\'s '
+    'TIK)')
