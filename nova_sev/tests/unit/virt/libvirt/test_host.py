@@ -187,6 +187,9 @@ class SevHostTestCase(testtools.TestCase):
 
     def test_libvirt_error_means_not_usable(self):
         fake = self.useFixture(sev_host.SevHostFixture())
+        # libvirtError takes the thread's last libvirt error when one is
+        # set (an earlier test's): clear it so the message is ours.
+        libvirt.virResetLastError()
         fake.conn.domcaps = libvirt.libvirtError('connection reset')
         caps = host.SevHost(lambda: fake.conn,
                             fake.params_dir).get_capabilities()
