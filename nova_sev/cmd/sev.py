@@ -16,6 +16,7 @@ from nova_sev import exception
 # Sub-command modules, in the order ``nova-sev --help`` lists them.
 COMMANDS = (
     'host_check',
+    'guest_xml',
     'plan_memory',
     'verify_measurement',
     'build_secret',

@@ -1,0 +1,162 @@
+"""``nova-sev guest-xml``: preview the SEV form of a libvirt domain.
+
+Give it a domain (``virsh dumpxml`` of an ordinary guest, say), the flavor
+extra specs and image properties of the request and, optionally, another
+host's domain capabilities: it prints the domain nova-sev would define, by
+the same rules as the Nova driver. Documented in doc/source/cli/guest-xml.rst.
+Exit status: 0 printed (unchanged when SEV is not requested, as stderr
+says), 1 the SEV guest is refused (the line names what to change), 2 the
+input could not be read.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from oslo_config import cfg
+
+from nova_sev.cmd import common
+from nova_sev.cmd import host_check
+from nova_sev import exception
+from nova_sev.virt import hardware
+from nova_sev.virt.libvirt import designer
+from nova_sev.virt.libvirt import firmware as fw
+from nova_sev.virt.libvirt import guest_plan as gp
+from nova_sev.virt.libvirt import host
+
+CONF = common.CONF
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        'guest-xml', help='print the SEV form of a libvirt domain',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        '--domain', metavar='FILE', required=True,
+        help='libvirt domain XML to convert ("-" reads stdin)')
+    parser.add_argument(
+        '--extra-spec', action='append', default=[], metavar='K=V',
+        help='a flavor extra spec, e.g. trait:HW_CPU_X86_AMD_SEV=required; '
+             'may be given more than once')
+    parser.add_argument(
+        '--image-property', action='append', default=[], metavar='K=V',
+        help='an image property, e.g. hw_mem_encryption=true; may be given '
+             'more than once')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        '--connection', metavar='URI',
+        help='libvirt URI whose host capabilities to use (default: '
+             'qemu:///system where a libvirt daemon runs, else the embedded '
+             'QEMU driver)')
+    source.add_argument(
+        '--domcaps', metavar='FILE',
+        help='use this output of "virsh domcapabilities --virttype kvm '
+             '--arch x86_64 --machine q35" instead of connecting; firmware '
+             'then comes from [sev]firmware_descriptor_dirs on this machine')
+    parser.add_argument(
+        '--kvm-amd-params', metavar='DIR',
+        help='directory with the kvm_amd "sev" and "sev_es" files (default: '
+             '[sev]kvm_amd_parameters_dir)')
+    common.add_config_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    """``K=V`` arguments as a dict; InvalidInput naming ``option``."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key.strip():
+            raise exception.InvalidInput(
+                reason='%s %r is not KEY=VALUE' % (option, pair))
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _read_domain(path: str) -> str:
+    try:
+        if path == '-':
+            return sys.stdin.read()
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise exception.InvalidInput(reason='cannot read --domain %s: %s'
+                                     % (path, e))
+
+
+def conf_machine_types(config_files: list[str]) -> list[str] | None:
+    """``[libvirt]hw_machine_type`` of the configuration files.
+
+    Read into a private ConfigOpts: registering Nova's option on the global
+    CONF would clash with Nova's own registration of it.
+    """
+    local = cfg.ConfigOpts()
+    local.register_opt(cfg.ListOpt('hw_machine_type'), group='libvirt')
+    args = []
+    for path in config_files:
+        args += ['--config-file', path]
+    try:
+        local(args, project='nova-sev', default_config_files=[],
+              default_config_dirs=[])
+        return local.libvirt.hw_machine_type
+    except (cfg.Error, OSError) as e:
+        raise exception.InvalidInput(
+            reason='cannot read [libvirt]hw_machine_type: %s' % e)
+
+
+def _capabilities(args) -> tuple[host.SevHostCapabilities,
+                                 list[fw.FirmwareDescriptor]]:
+    """The host capabilities the way ``host-check`` gets them, and the
+    firmware descriptors to choose from.
+    """
+    if args.domcaps:
+        caps, _source, _versions = host_check._check_file_source(args)
+    else:
+        caps, _source, _versions = host_check._check_connection(args)
+    if caps.firmware is not None:
+        return caps, list(caps.firmware)
+    return caps, fw.load_descriptors(list(CONF.sev.firmware_descriptor_dirs))
+
+
+def _summary(plan: gp.GuestPlan) -> str:
+    memory = ('hard limit %d KiB' % plan.hard_limit_kib
+              if plan.hard_limit_kib is not None else 'huge pages')
+    return ('%s guest: policy 0x%04x, firmware %s, %s, %d MiB pinned' % (
+        'SEV-ES' if plan.mode is hardware.SevMode.SEV_ES else 'SEV',
+        plan.policy, plan.firmware_descriptor_path, memory,
+        plan.pinned_memory_mb))
+
+
+def run(args) -> int:
+    if args.kvm_amd_params and not os.path.isdir(args.kvm_amd_params):
+        return common.fail(common.EXIT_ERROR, '--kvm-amd-params %s is not a '
+                           'directory' % args.kvm_amd_params)
+    extra_specs = parse_pairs(args.extra_spec, '--extra-spec')
+    image_props = parse_pairs(args.image_property, '--image-property')
+    domain_xml = _read_domain(args.domain)
+    facts = designer.domain_facts(domain_xml)
+    machine_types = conf_machine_types(args.config_file)
+    try:
+        mode = hardware.get_sev_mode(extra_specs, image_props)
+        if mode is hardware.SevMode.NONE:
+            sys.stdout.write(domain_xml)
+            print('nova-sev: SEV is not requested by these extra specs and '
+                  'image properties: the domain is printed unchanged',
+                  file=sys.stderr)
+            return common.EXIT_OK
+        caps, firmware = _capabilities(args)
+        guest = gp.guest_facts(
+            extra_specs, image_props, facts.ram_mb, facts.video_mb,
+            machine_types, facts.host_devices)
+        if facts.huge_pages and not guest.huge_pages:
+            guest = dataclasses.replace(guest, huge_pages=True)
+        plan = gp.make_guest_plan(mode, caps, guest,
+                                  gp.options_from_conf(CONF), firmware)
+        sev_xml = designer.apply_guest_plan(domain_xml, plan)
+    except exception.SevGuestRefused as e:
+        return common.fail(common.EXIT_REFUSED, e)
+    sys.stdout.write(sev_xml)
+    print('nova-sev: %s' % _summary(plan), file=sys.stderr)
+    return common.EXIT_OK
