@@ -18,6 +18,7 @@ COMMANDS = (
     'host_check',
     'guest_xml',
     'plan_memory',
+    'check_flavor',
     'verify_measurement',
     'build_secret',
     'launch_info',
