@@ -277,6 +277,6 @@ def describe_check(report: measurement.LaunchReport,
 
 
 MISMATCH_ADVICE = (
-    ' (or check that the firmware, kernel, initrd, command line and VMSA '
-    'files are exactly those of the launch and the key is this launch\'s '
-    'TIK)')
+    '; if you expected a match, check that the firmware, kernel, initrd, '
+    'command line and VMSA files are exactly those of the launch and that '
+    'the key is this launch\'s TIK')
