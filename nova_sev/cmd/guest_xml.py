@@ -10,7 +10,6 @@ input could not be read.
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -136,25 +135,21 @@ def run(args) -> int:
     extra_specs = parse_pairs(args.extra_spec, '--extra-spec')
     image_props = parse_pairs(args.image_property, '--image-property')
     domain_xml = _read_domain(args.domain)
-    facts = designer.domain_facts(domain_xml)
+    # Malformed input is exit 2 whether or not SEV is requested.
+    designer.domain_facts(domain_xml)
     machine_types = conf_machine_types(args.config_file)
     try:
-        mode = hardware.get_sev_mode(extra_specs, image_props)
-        if mode is hardware.SevMode.NONE:
+        if hardware.get_sev_mode(extra_specs,
+                                 image_props) is hardware.SevMode.NONE:
             sys.stdout.write(domain_xml)
             print('nova-sev: SEV is not requested by these extra specs and '
                   'image properties: the domain is printed unchanged',
                   file=sys.stderr)
             return common.EXIT_OK
         caps, firmware = _capabilities(args)
-        guest = gp.guest_facts(
-            extra_specs, image_props, facts.ram_mb, facts.video_mb,
-            machine_types, facts.host_devices)
-        if facts.huge_pages and not guest.huge_pages:
-            guest = dataclasses.replace(guest, huge_pages=True)
-        plan = gp.make_guest_plan(mode, caps, guest,
-                                  gp.options_from_conf(CONF), firmware)
-        sev_xml = designer.apply_guest_plan(domain_xml, plan)
+        sev_xml, plan = designer.design_sev_domain(
+            domain_xml, extra_specs, image_props, caps,
+            gp.options_from_conf(CONF), firmware, machine_types)
     except exception.SevGuestRefused as e:
         return common.fail(common.EXIT_REFUSED, e)
     sys.stdout.write(sev_xml)

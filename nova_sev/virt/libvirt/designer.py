@@ -6,19 +6,25 @@ dumpxml``) into the SEV one: ``<launchSecurity>``, q35, the OVMF loader
 with its NVRAM template, ``<driver iommu='on'/>`` on every virtio device,
 pinned memory, virtio-scsi and SATA instead of virtio-blk and IDE.
 ``enable_iommu`` does the device part for one hot-plugged device.
-``domain_facts`` reads what the plan needs from a domain. All work on a
-parsed copy and return new XML: a refusal leaves nothing half-applied.
+``domain_facts`` reads what the plan needs from a domain, and
+``design_sev_domain`` goes the whole way from a request to a domain. All
+work on a parsed copy and return new XML: a refusal leaves nothing
+half-applied.
 """
 
+import collections.abc
 import dataclasses
 import math
+import typing
 
 from lxml import etree
 
 from nova_sev import exception
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import config as vconfig
+from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
+from nova_sev.virt.libvirt import host
 
 _KIB_PER_UNIT = {
     'b': 1 / 1024, 'bytes': 1 / 1024,
@@ -402,3 +408,33 @@ def apply_guest_plan(domain_xml: str, plan: gp.GuestPlan) -> str:
     _set_launch_security(root, plan)
     etree.indent(root, space='  ')
     return etree.tostring(root, encoding='unicode') + '\n'
+
+
+def design_sev_domain(
+        domain_xml: str,
+        extra_specs: collections.abc.Mapping[str, str],
+        image_props: collections.abc.Mapping[str, typing.Any],
+        caps: host.SevHostCapabilities,
+        options: gp.SevGuestOptions,
+        firmware: (collections.abc.Sequence[fw.FirmwareDescriptor] |
+                   None) = None,
+        conf_machine_types: list[str] | None = None,
+) -> tuple[str, gp.GuestPlan | None]:
+    """The whole way from a request to a domain: the SEV mode, the guest
+    facts (from the request and the domain), the plan, the applied domain.
+
+    Returns ``domain_xml`` unchanged and None when SEV is not requested;
+    else the SEV domain and its plan. Raises what the steps raise:
+    SevGuestRefused subclasses, InvalidLibvirtXML.
+    """
+    facts = domain_facts(domain_xml)
+    mode = hardware.get_sev_mode(extra_specs, image_props)
+    if mode is hardware.SevMode.NONE:
+        return domain_xml, None
+    guest = gp.guest_facts(extra_specs, image_props, facts.ram_mb,
+                           facts.video_mb, conf_machine_types,
+                           facts.host_devices)
+    if facts.huge_pages and not guest.huge_pages:
+        guest = dataclasses.replace(guest, huge_pages=True)
+    plan = gp.make_guest_plan(mode, caps, guest, options, firmware)
+    return apply_guest_plan(domain_xml, plan), plan

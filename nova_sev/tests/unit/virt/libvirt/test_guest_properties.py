@@ -1,0 +1,189 @@
+"""Property test over random flavor, image, host and option combinations.
+
+A request for SEV either raises one of the specific SevGuestRefused
+exceptions or produces a domain with exactly one ``<launchSecurity>`` (and
+everything else an SEV guest needs); a request without SEV never gets one
+and is never refused; nothing else raises.
+"""
+
+import os
+
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from lxml import etree
+import testtools
+
+from nova_sev import exception
+from nova_sev.tests.unit.virt.libvirt import test_guest_plan as tgp
+from nova_sev.virt import hardware
+from nova_sev.virt.libvirt import designer
+from nova_sev.virt.libvirt import guest_plan as gp
+
+DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data')
+with open(os.path.join(DATA, 'nova-guest-q35.xml'), encoding='utf-8') as f:
+    NOVA_DOMAIN = f.read()
+
+DOMAINS = (
+    NOVA_DOMAIN,
+    NOVA_DOMAIN,
+    NOVA_DOMAIN,
+    NOVA_DOMAIN.replace('pc-q35-7.2', 'q35'),
+    NOVA_DOMAIN.replace(" machine='pc-q35-7.2'", ''),
+    NOVA_DOMAIN.replace('pc-q35-7.2', 'pc-i440fx-7.2'),
+    NOVA_DOMAIN.replace("dev='sda' bus='sata'", "dev='hdc' bus='ide'"),
+    NOVA_DOMAIN.replace(
+        '</devices>', "<hostdev mode='subsystem' type='pci'><source>"
+        "<address domain='0x0000' bus='0x3b' slot='0x00' function='0x0'/>"
+        "</source></hostdev></devices>"),
+    NOVA_DOMAIN.replace(
+        '<vcpu', "<memoryBacking><hugepages/></memoryBacking><vcpu"),
+)
+
+SEV_KEYS = ('trait:HW_CPU_X86_AMD_SEV', 'trait:HW_CPU_AMD_SEV',
+            'trait:HW_CPU_X86_AMD_SEV_ES')
+# Mostly absent (None) or valid values, so that many examples reach a
+# plan; some garbage.
+TRAIT_VALUES = st.sampled_from((None, None, 'required', 'required',
+                                'Required', 'forbidden', 'preferred'))
+BOOL_VALUES = st.sampled_from((None, None, 'true', 'True', '1', 'yes', True,
+                               'false', 'no', False, 'maybe'))
+MODEL_VALUES = st.sampled_from((None, None, None, None, 'amd-sev',
+                                'amd-sev-es', 'amd-snp'))
+# Keys that say nothing about SEV, with values an SEV guest may refuse.
+NEUTRAL_FLAVOR = {
+    'hw:mem_page_size': st.sampled_from(('large', 'small', '2MB', 'any')),
+    'pci_passthrough:alias': st.sampled_from(('gpu:1', 'nic:2')),
+    'resources:VGPU': st.sampled_from(('0', '0', '1')),
+    'hw:cpu_policy': st.just('dedicated'),
+}
+NEUTRAL_IMAGE = {
+    'hw_machine_type': st.sampled_from(('q35', 'pc-q35-7.2', 'q35', 'pc')),
+    'hw_disk_bus': st.sampled_from(('scsi', 'sata', 'scsi', 'virtio',
+                                    'ide')),
+    'hw_cdrom_bus': st.sampled_from(('sata', 'scsi', 'sata', 'ide')),
+    'hw_video_ram': st.sampled_from(('0', '16', '64')),
+}
+
+
+def _sev_request(enc_key, model_key):
+    keys = {key: TRAIT_VALUES for key in SEV_KEYS}
+    keys[enc_key] = BOOL_VALUES
+    keys[model_key] = MODEL_VALUES
+    return st.fixed_dictionaries({}, optional=keys)
+
+
+def _clean(enc_key, model_key):
+    """Requests as users write them: one way of asking, or nothing."""
+    return st.sampled_from((
+        {}, {'trait:HW_CPU_X86_AMD_SEV': 'required'},
+        {'trait:HW_CPU_AMD_SEV': 'required'}, {enc_key: 'true'},
+        {enc_key: 'True', model_key: 'amd-sev'},
+        {'trait:HW_CPU_X86_AMD_SEV_ES': 'required'},
+        {enc_key: 'true', model_key: 'amd-sev-es'}))
+
+
+def _sev_flavor():
+    return st.one_of(
+        _clean('hw:mem_encryption', 'hw:mem_encryption_model'),
+        _sev_request('hw:mem_encryption', 'hw:mem_encryption_model'))
+
+
+def _sev_image():
+    return st.one_of(
+        _clean('hw_mem_encryption', 'hw_mem_encryption_model'),
+        _sev_request('hw_mem_encryption', 'hw_mem_encryption_model'))
+
+
+def _neutral(keys):
+    return st.fixed_dictionaries({}, optional=keys)
+
+
+def _caps():
+    return st.builds(
+        tgp.caps, sev=st.sampled_from((True, True, True, False)),
+        sev_es=st.sampled_from((True, True, False)),
+        firmware=st.sampled_from((
+            (tgp.SEV_FW, tgp.SEV_ES_FW), (tgp.SEV_FW, tgp.SEV_ES_FW),
+            (tgp.SEV_FW,), (tgp.SECURE_FW, tgp.SEV_FW),
+            (tgp.descriptor(features=('acpi-s3',)),), ())))
+
+
+def _options():
+    return st.builds(
+        gp.SevGuestOptions,
+        firmware_overhead_mb=st.integers(0, 64),
+        qemu_overhead_mb=st.integers(0, 1024),
+        allow_virtio_blk_boot_disk=st.booleans(),
+        policy=st.sampled_from((None, None, None, '', '0x33', '0x3', '0x30',
+                                '0x01', 'bad', '0x1ffffffff')),
+        allow_insecure_policy=st.booleans())
+
+
+def _no_sev_specs():
+    """SEV keys whose values never ask for SEV."""
+    return st.dictionaries(st.sampled_from(SEV_KEYS),
+                           st.just('forbidden'), max_size=2)
+
+
+def _combine(*dicts):
+    result = {}
+    for d in dicts:
+        result.update(d)
+    return result
+
+
+class TestSevGuestProperties(testtools.TestCase):
+
+    def _check_sev_domain(self, xml, plan, options):
+        root = etree.fromstring(xml)
+        lsec = root.findall('launchSecurity')
+        self.assertEqual(1, len(lsec))
+        policy = int(lsec[0].findtext('policy'), 16)
+        self.assertEqual(plan.policy, policy)
+        self.assertEqual(plan.mode is hardware.SevMode.SEV_ES,
+                         bool(policy & gp.POLICY_ES))
+        if not options.allow_insecure_policy:
+            self.assertEqual(0x3, policy & 0x3)
+        self.assertTrue(hardware.is_q35(root.find('os/type').get('machine')))
+        self.assertEqual('pflash', root.find('os/loader').get('type'))
+        self.assertIsNotNone(root.find('memoryBacking/locked'))
+        for dev in root.find('devices'):
+            if designer._is_virtio(dev):
+                self.assertEqual('on', dev.find('driver').get('iommu'))
+        self.assertEqual([], root.xpath("devices/disk[target/@bus='ide']"))
+        self.assertEqual([], root.findall('devices/hostdev'))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(DOMAINS), _sev_flavor(), _sev_image(),
+           _neutral(NEUTRAL_FLAVOR), _neutral(NEUTRAL_IMAGE), _caps(),
+           _options())
+    def test_sev_request(self, domain, sev_flavor, sev_image, flavor_extra,
+                         image_extra, caps, options):
+        extra_specs = _combine(flavor_extra, sev_flavor)
+        image_props = _combine(image_extra, sev_image)
+        try:
+            xml, plan = designer.design_sev_domain(
+                domain, extra_specs, image_props, caps, options)
+        except exception.SevGuestRefused as e:
+            self.assertTrue(str(e))
+            return
+        mode = hardware.get_sev_mode(extra_specs, image_props)
+        if mode is hardware.SevMode.NONE:
+            self.assertIsNone(plan)
+            self.assertEqual(domain, xml)
+            self.assertNotIn('launchSecurity', xml)
+        else:
+            self._check_sev_domain(xml, plan, options)
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.sampled_from(DOMAINS), _no_sev_specs(), _no_sev_specs(),
+           _neutral(NEUTRAL_FLAVOR), _neutral(NEUTRAL_IMAGE), _caps(),
+           _options())
+    def test_no_sev_request(self, domain, sev_flavor, sev_image,
+                            flavor_extra, image_extra, caps, options):
+        xml, plan = designer.design_sev_domain(
+            domain, _combine(flavor_extra, sev_flavor),
+            _combine(image_extra, sev_image), caps, options)
+        self.assertIsNone(plan)
+        self.assertEqual(domain, xml)
