@@ -142,10 +142,11 @@ def _load_json(path: str, option: str) -> Any:
 def report_dict(check: flavor_check.FlavorCheck, specs: dict,
                 props: dict, flavor: str | None, image: str | None,
                 ram_mb: int = 0) -> dict:
-    """The verdict as the documented JSON structure; the guest's memory
-    only when the flavor's RAM is known (``ram_mb`` > 0).
+    """The verdict as the documented JSON structure: the guest only when
+    the pair works, its memory only when the flavor's RAM is known
+    (``ram_mb`` > 0).
     """
-    plan = check.plan
+    plan = check.plan if check.works else None
     known = plan is not None and ram_mb > 0
     return {
         'flavor': flavor,

@@ -102,6 +102,17 @@ class CheckFlavorCommandTestCase(testtools.TestCase):
         self.assertIn('virtio-blk', out)
         self.assertIn('REFUSED, 2 problem(s)', out)
 
+    def test_refused_has_no_guest(self):
+        # The misspelling alone refuses the pair, though read as meant the
+        # guest plan succeeds: no guest is reported for a refused pair.
+        rc = self._run('--extra-spec', 'trait:HW_CPU_X86_AMD_SEV=require',
+                       '--format', 'json')
+        self.assertEqual(1, rc)
+        out = json.loads(self.stdout.getvalue())
+        self.assertFalse(out['works'])
+        self.assertEqual('sev', out['sev_mode'])
+        self.assertIsNone(out['guest'])
+
     def test_config_allows_virtio_blk(self):
         conf = self._file('nova.conf',
                           '[sev]\nallow_virtio_blk_boot_disk = true\n')
