@@ -142,3 +142,20 @@ class LaunchInfoUnavailable(NovaSevException):
     """libvirt has no SEV launch information for the domain."""
 
     msg_fmt = 'No SEV launch information for domain %(domain)s: %(reason)s'
+
+
+# Issue 4: the Nova driver. Raised by the pure rules and wrapped by the
+# driver into the Nova exception that gives the right outcome (reschedule,
+# roll back, refuse a migration).
+class SevOperationRefused(NovaSevException):
+    """An operation SEV guests cannot undergo (spec: "Limitations")."""
+
+    msg_fmt = ('%(operation)s refused for SEV instance %(instance)s: '
+               '%(reason)s; %(fix)s')
+
+
+class SevHostLimitReached(NovaSevException):
+    """A new SEV guest would exceed a limit of this host."""
+
+    msg_fmt = ('SEV instance %(instance)s does not fit on host %(host)s: '
+               '%(reason)s')

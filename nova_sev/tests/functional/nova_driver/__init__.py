@@ -1,0 +1,16 @@
+"""nova-sev's driver inside Nova's own functional harness.
+
+nova-compute in Nova 34 runs on native threads unless asked for eventlet
+(``nova.cmd.compute`` patches with ``backend='threading'``), but Nova's
+functional test package monkey patches with eventlet unless
+``OS_NOVA_DISABLE_EVENTLET_PATCHING`` says otherwise. Default it here and
+let Nova's package apply it before anything else imports Nova, so these
+tests run nova-compute in its default mode; set the variable to ``false``
+to run them on eventlet.
+"""
+
+import os
+
+os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
+
+import nova.tests.functional  # noqa: E402,F401,H306 - applies the mode

@@ -1,0 +1,388 @@
+"""The SEV libvirt driver for nova-compute (spec: "Work Items" 1-6).
+
+``SevLibvirtDriver`` is Nova's ``LibvirtDriver`` plus thin overrides that
+hand over to the pure code of nova-sev: detection (``host.SevHost``), the
+traits (``traits.sev_trait_changes``), the request (``hardware``), the plan
+(``guest_plan``), the domain (``designer``), the host limits (``admission``)
+and the lifecycle guards (``lifecycle``). Each override calls ``super()``;
+no copy of Nova's logic lives here.
+
+Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``, so a
+driver outside Nova's tree must be registered under ``nova.virt`` first:
+``register()`` does that, and the ``nova-sev-compute`` command calls it
+before it runs Nova's own compute service (``compute_driver =
+sev_libvirt.SevLibvirtDriver``).
+"""
+
+import sys
+from typing import Any
+
+from lxml import etree
+from nova import exception as nova_exception
+from nova.network import model as network_model
+from nova import objects
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import vif as libvirt_vif
+from oslo_log import log as logging
+
+from nova_sev import conf as sev_conf
+from nova_sev import exception
+from nova_sev.virt import admission
+from nova_sev.virt import hardware
+from nova_sev.virt.hardware import SevMode
+from nova_sev.virt.libvirt import designer
+from nova_sev.virt.libvirt import guest_plan
+from nova_sev.virt.libvirt import host as sev_host
+from nova_sev.virt.libvirt import traits
+from nova_sev.virt import lifecycle
+from nova_sev.virt import memory
+
+CONF = sev_conf.CONF
+LOG = logging.getLogger(__name__)
+
+# The module name under ``nova.virt`` and the ``compute_driver`` value.
+NOVA_VIRT_NAME = 'sev_libvirt'
+COMPUTE_DRIVER = NOVA_VIRT_NAME + '.SevLibvirtDriver'
+
+# Refusals that another host may not make: the scheduler should try one.
+_HOST_REFUSALS = (exception.SevHostNotCapable, exception.SevESNotUsable,
+                  exception.SevFirmwareNotFound, exception.InvalidSevPolicy)
+
+
+def register() -> str:
+    """Make this module importable as ``nova.virt.sev_libvirt``, the name
+    Nova's ``load_compute_driver`` imports; return the ``compute_driver``
+    value that selects the driver.
+    """
+    import nova.virt
+
+    module = sys.modules[__name__]
+    sys.modules['nova.virt.' + NOVA_VIRT_NAME] = module
+    setattr(nova.virt, NOVA_VIRT_NAME, module)
+    return COMPUTE_DRIVER
+
+
+def image_properties(image_meta: 'objects.ImageMeta') -> dict[str, Any]:
+    """The image's properties under their Glance names, as the pure code
+    reads them.
+    """
+    props = image_meta.properties
+    return {name: props.get(name) for name in props.fields
+            if props.obj_attr_is_set(name)}
+
+
+def image_defaults(plan: guest_plan.GuestPlan,
+                   image_props: dict[str, Any]) -> dict[str, str]:
+    """The image properties an SEV guest gets where its image left them
+    open, so that Nova itself builds a q35, UEFI, virtio-scsi guest and
+    records that choice for reboots and moves.
+    """
+    wanted = {'hw_machine_type': plan.machine_type,
+              'hw_firmware_type': 'uefi'}
+    if plan.disk_bus:
+        wanted['hw_disk_bus'] = plan.disk_bus
+        if plan.disk_bus == guest_plan.DISK_BUS_SCSI:
+            wanted['hw_scsi_model'] = 'virtio-scsi'
+    if plan.cdrom_bus:
+        wanted['hw_cdrom_bus'] = plan.cdrom_bus
+    return {k: v for k, v in wanted.items() if image_props.get(k) is None}
+
+
+def passthrough_vifs(network_info: Any) -> tuple[str, ...]:
+    """The ports of ``network_info`` that would pass a device through."""
+    return tuple(
+        'port %s (vnic_type %s)' % (vif.get('id'), vif.get('vnic_type'))
+        for vif in network_info or ()
+        if vif.get('vnic_type') in network_model.VNIC_TYPES_DIRECT_PASSTHROUGH)
+
+
+def with_iommu(conf: Any) -> Any:
+    """Make a Nova device config object format with ``iommu='on'``
+    (``designer.enable_iommu``) wherever Nova hands it to libvirt.
+    """
+    format_dom = conf.format_dom
+
+    def _format_dom():
+        xml = etree.tostring(format_dom(), encoding='unicode')
+        return etree.fromstring(designer.enable_iommu(xml))
+
+    conf.format_dom = _format_dom
+    return conf
+
+
+def as_nova_exception(e: exception.NovaSevException,
+                      reschedule: bool = False) -> Exception:
+    """The Nova exception that gives a build refusal its outcome:
+    ComputeResourcesUnavailable lets the scheduler try another host,
+    InvalidInput aborts the build (the request itself cannot be met).
+    """
+    if reschedule:
+        return nova_exception.ComputeResourcesUnavailable(reason=e.message)
+    return nova_exception.InvalidInput(reason=e.message)
+
+
+class SevVIFDriver(libvirt_vif.LibvirtGenericVIFDriver):
+    """Nova's VIF driver, giving the interfaces of SEV guests ``iommu``."""
+
+    def get_config(self, instance, vif, image_meta, flavor, virt_type):
+        conf = super().get_config(instance, vif, image_meta, flavor,
+                                  virt_type)
+        if sev_mode(flavor, image_meta) is not SevMode.NONE:
+            with_iommu(conf)
+        return conf
+
+
+def sev_mode(flavor: 'objects.Flavor',
+             image_meta: 'objects.ImageMeta') -> SevMode:
+    """What the flavor and image ask for; a conflict between them is an
+    InvalidInput naming both keys (the request cannot be met anywhere).
+    """
+    try:
+        return hardware.get_sev_mode(flavor.extra_specs,
+                                     image_properties(image_meta))
+    except exception.SevGuestRefused as e:
+        raise as_nova_exception(e)
+
+
+class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
+    """Nova's libvirt driver that also boots AMD SEV guests."""
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi, read_only)
+        self.vif_driver = SevVIFDriver(self._host)
+        self._sev_options = guest_plan.options_from_conf(CONF)
+        # Late binding: Nova may replace its connection getter.
+        self._sev_host = sev_host.SevHost(
+            lambda: self._host.get_connection(),
+            CONF.sev.kvm_amd_parameters_dir,
+            list(CONF.sev.firmware_descriptor_dirs))
+
+    # -- detection and traits ------------------------------------------
+
+    @property
+    def sev_capabilities(self) -> sev_host.SevHostCapabilities:
+        """This host's SEV capabilities, detected once per connection."""
+        return self._sev_host.get_capabilities()
+
+    def _handle_conn_event(self, enabled, reason):
+        # libvirt (re)connected or went away: what it said may be stale.
+        self._sev_host.reset()
+        super()._handle_conn_event(enabled, reason)
+
+    def update_provider_tree(self, provider_tree, nodename,
+                             allocations=None):
+        super().update_provider_tree(provider_tree, nodename,
+                                     allocations=allocations)
+        # Only the root provider's SEV traits are ours: Nova's own
+        # <node>_amd_sev child provider and its MEM_ENCRYPTION_CONTEXT
+        # inventory are left as Nova made them.
+        add, remove = traits.sev_trait_changes(
+            self.sev_capabilities, provider_tree.data(nodename).traits)
+        if add:
+            provider_tree.add_traits(nodename, *sorted(add))
+        if remove:
+            provider_tree.remove_traits(nodename, *sorted(remove))
+
+    # -- the guest -------------------------------------------------------
+
+    def _sev_plan(self, instance, image_meta, mode: SevMode,
+                  host_devices: tuple[str, ...] = ()
+                  ) -> guest_plan.GuestPlan:
+        """The guest plan of an SEV instance, or the Nova exception that
+        refuses it (rescheduling when another host may do better).
+        """
+        props = image_properties(image_meta)
+        facts = guest_plan.guest_facts(
+            instance.flavor.extra_specs, props, instance.flavor.memory_mb,
+            conf_machine_types=CONF.libvirt.hw_machine_type,
+            host_devices=host_devices)
+        try:
+            return guest_plan.make_guest_plan(
+                mode, self.sev_capabilities, facts, self._sev_options)
+        except exception.SevGuestRefused as e:
+            machine_conf = (isinstance(e, exception.SevMachineTypeNotSupported)
+                            and e.kwargs.get('source') ==
+                            hardware.CONF_MACHINE_TYPE)
+            LOG.warning('Refusing SEV guest: %s', e.message,
+                        instance=instance)
+            raise as_nova_exception(
+                e, reschedule=isinstance(e, _HOST_REFUSALS) or machine_conf)
+
+    def _sev_prepare(self, context, instance, image_meta, network_info,
+                     new_guest: bool) -> SevMode:
+        """Interpret the request before Nova decides machine type, firmware
+        and disk buses: refuse what cannot be, check the host's limits for a
+        new guest, and fill in the image properties left open (in
+        ``image_meta`` and in the instance's recorded image properties).
+        """
+        mode = sev_mode(instance.flavor, image_meta)
+        if mode is SevMode.NONE:
+            return mode
+        plan = self._sev_plan(instance, image_meta, mode,
+                              passthrough_vifs(network_info))
+        if new_guest:
+            self._sev_admit(context, instance, plan)
+        for key, value in image_defaults(
+                plan, image_properties(image_meta)).items():
+            setattr(image_meta.properties, key, value)
+            instance.system_metadata['image_' + key] = value
+        return mode
+
+    def _sev_admit(self, context, instance, plan) -> None:
+        """Refuse a new SEV guest beyond this host's ASID slots or pinned
+        memory; ComputeResourcesUnavailable makes Nova try another host.
+        """
+        firmware_mb = self._sev_options.firmware_overhead_mb
+        existing = []
+        for other in objects.InstanceList.get_by_host_and_node(
+                context, instance.host, instance.node,
+                expected_attrs=['flavor', 'system_metadata']):
+            if other.uuid == instance.uuid:
+                continue
+            props = image_properties(other.image_meta)
+            try:
+                other_mode = hardware.get_sev_mode(other.flavor.extra_specs,
+                                                   props)
+            except exception.SevGuestRefused:
+                continue
+            if other_mode is not SevMode.NONE:
+                existing.append(memory.pinned_memory_mb(
+                    other.flavor.memory_mb,
+                    hardware.requested_video_ram_mb(props), firmware_mb))
+        try:
+            admission.check_admission(
+                instance.uuid, instance.host, plan.pinned_memory_mb,
+                existing, self._host.get_memory_mb_total(),
+                CONF.reserved_host_memory_mb,
+                self.sev_capabilities.max_guests)
+        except exception.SevHostLimitReached as e:
+            LOG.warning('%s', e.message, instance=instance)
+            raise as_nova_exception(e, reschedule=True)
+
+    def default_root_device_name(self, instance, image_meta, root_bdm):
+        # Nova names (and so places) the disks before spawn: the SEV buses
+        # must be chosen first. A refusal waits for spawn, where it
+        # reschedules or aborts the build with its reason.
+        try:
+            self._sev_prepare(None, instance, image_meta, None,
+                              new_guest=False)
+        except nova_exception.NovaException as e:
+            LOG.debug('SEV request left for spawn to refuse: %s', e,
+                      instance=instance)
+        return super().default_root_device_name(instance, image_meta,
+                                                root_bdm)
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        self._sev_prepare(context, instance, image_meta, network_info,
+                          new_guest=True)
+        super().spawn(context, instance, image_meta, injected_files,
+                      admin_password, allocations, network_info=network_info,
+                      block_device_info=block_device_info, power_on=power_on,
+                      accel_info=accel_info)
+
+    def _hard_reboot(self, context, instance, network_info, share_info,
+                     block_device_info=None, accel_info=None):
+        # Nova reads instance.image_meta afresh from the recorded image
+        # properties, which _sev_prepare fills in.
+        self._sev_prepare(context, instance, instance.image_meta,
+                          network_info, new_guest=False)
+        return super()._hard_reboot(
+            context, instance, network_info, share_info,
+            block_device_info=block_device_info, accel_info=accel_info)
+
+    def finish_migration(self, context, migration, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None,
+                         power_on=True):
+        self._sev_prepare(context, instance, image_meta, network_info,
+                          new_guest=False)
+        return super().finish_migration(
+            context, migration, instance, disk_info, network_info,
+            image_meta, resize_instance, allocations,
+            block_device_info=block_device_info, power_on=power_on)
+
+    def _get_guest_xml(self, context, instance, network_info, disk_info,
+                       image_meta, *args, **kwargs):
+        xml = super()._get_guest_xml(context, instance, network_info,
+                                     disk_info, image_meta, *args, **kwargs)
+        mode = sev_mode(instance.flavor, image_meta)
+        if mode is SevMode.NONE:
+            return xml
+        # Fail closed: an SEV guest is never defined without the plan.
+        plan = self._sev_plan(instance, image_meta, mode)
+        try:
+            return designer.apply_guest_plan(xml, plan)
+        except exception.SevGuestRefused as e:
+            raise as_nova_exception(e)
+
+    # -- hot-plug ----------------------------------------------------------
+
+    def _check_discard_for_attach_volume(self, conf, instance):
+        super()._check_discard_for_attach_volume(conf, instance)
+        if sev_mode(instance.flavor, instance.image_meta) is not SevMode.NONE:
+            with_iommu(conf)
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        self._sev_refuse(lifecycle.PASSTHROUGH_ATTACH, instance, image_meta,
+                         nova_exception.InterfaceAttachFailed,
+                         passthrough_vifs([vif]))
+        return super().attach_interface(context, instance, image_meta, vif)
+
+    # -- lifecycle guards ------------------------------------------------
+
+    def _sev_refuse(self, operation, instance, image_meta, nova_error,
+                    devices: tuple[str, ...] | None = None) -> None:
+        """Raise ``nova_error`` when ``operation`` cannot be done to this
+        (SEV) instance; ``devices`` None means the operation always
+        concerns the guest, an empty tuple that nothing is passed through.
+        """
+        if devices is not None and not devices:
+            return
+        mode = sev_mode(instance.flavor, image_meta)
+        try:
+            lifecycle.check_operation(operation, mode, instance.uuid,
+                                      ', '.join(devices or ()))
+        except exception.SevOperationRefused as e:
+            LOG.warning('%s', e.message, instance=instance)
+            raise nova_error(e.message)
+
+    def check_can_live_migrate_destination(self, context, instance,
+                                           src_compute_info,
+                                           dst_compute_info,
+                                           block_migration=False,
+                                           disk_over_commit=False):
+        # NoValidHost: the conductor stops at once (MigrationPreCheckError
+        # would make it try every other SEV host) and leaves the instance
+        # ACTIVE where it is.
+        self._sev_refuse(lifecycle.LIVE_MIGRATION, instance,
+                         instance.image_meta, _no_valid_host)
+        return super().check_can_live_migrate_destination(
+            context, instance, src_compute_info, dst_compute_info,
+            block_migration, disk_over_commit)
+
+    def check_can_live_migrate_source(self, context, instance,
+                                      dest_check_data,
+                                      block_device_info=None):
+        self._sev_refuse(lifecycle.LIVE_MIGRATION, instance,
+                         instance.image_meta, _no_valid_host)
+        return super().check_can_live_migrate_source(
+            context, instance, dest_check_data, block_device_info)
+
+    def suspend(self, context, instance):
+        # InstanceFaultRollback: the compute manager puts the instance back
+        # to ACTIVE and records the inner error as its fault.
+        self._sev_refuse(lifecycle.SUSPEND, instance, instance.image_meta,
+                         _suspend_rollback)
+        return super().suspend(context, instance)
+
+
+def _no_valid_host(message: str) -> Exception:
+    return nova_exception.NoValidHost(reason=message)
+
+
+def _suspend_rollback(message: str) -> Exception:
+    return nova_exception.InstanceFaultRollback(
+        inner_exception=nova_exception.InstanceSuspendFailure(
+            reason=message))
