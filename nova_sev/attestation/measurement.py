@@ -84,7 +84,7 @@ def encode_measurement(mac: bytes, mnonce: bytes) -> str:
     return base64.b64encode(mac + mnonce).decode('ascii')
 
 
-def parse_number(value, name: str, maximum: int) -> int:
+def parse_number(value: int | str, name: str, maximum: int) -> int:
     """``value`` (an int, or text in decimal or ``0x`` hex) as an int in
     0..``maximum``; InvalidLaunchValue naming ``name`` otherwise.
     """
@@ -106,8 +106,9 @@ def parse_number(value, name: str, maximum: int) -> int:
     return number
 
 
-def launch_report(measurement: str, api_major, api_minor, build_id,
-                  policy) -> LaunchReport:
+def launch_report(measurement: str, api_major: int | str,
+                  api_minor: int | str, build_id: int | str,
+                  policy: int | str) -> LaunchReport:
     """A LaunchReport from the values as libvirt or Nova print them."""
     mac, mnonce = parse_measurement(measurement)
     return LaunchReport(

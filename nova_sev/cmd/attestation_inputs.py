@@ -94,7 +94,7 @@ def read_file(path: str, option: str) -> bytes:
             option, path, e.strerror or e))
 
 
-def server_properties(document, source: str) -> dict:
+def server_properties(document: object, source: str) -> dict:
     """The ``properties`` of ``openstack server show -f json`` output (a
     dict, or the older "k='v', ..." text) as a dict of strings.
     """
