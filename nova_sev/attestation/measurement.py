@@ -67,6 +67,9 @@ def parse_measurement(text: str) -> tuple[bytes, bytes]:
     ``sev-measurement``; InvalidMeasurement when it is not 48 bytes of
     strict base64.
     """
+    if not isinstance(text, str):
+        raise exception.InvalidMeasurement(measurement=text,
+                                           reason='not text')
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as e:

@@ -189,7 +189,8 @@ class TestParsing(testtools.TestCase):
 
     def test_measurement_refused(self):
         for text, reason in (('not base64!', 'not base64'),
-                             ('QUJD', 'decodes to 3 bytes, not 48')):
+                             ('QUJD', 'decodes to 3 bytes, not 48'),
+                             (12, 'not text'), (None, 'not text')):
             e = self.assertRaises(exception.InvalidMeasurement,
                                   measurement.parse_measurement, text)
             self.assertIn(reason, str(e))
