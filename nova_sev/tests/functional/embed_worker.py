@@ -7,6 +7,8 @@ with one result per op. Operations:
 - ``define`` (``xml``): define the domain, return its name (and undefine it
   again unless ``keep``)
 - ``argv`` (``xml``): ``domainXMLToNative('qemu-argv')`` of the domain
+- ``dumpxml`` (``xml``): define the domain, return libvirt's inactive XML
+  of it, undefine it again
 - ``sev_info``: ``getSEVInfo()``
 """
 
@@ -34,6 +36,14 @@ def _do(conn, op: dict):
                 flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
             dom.undefineFlags(flags)
         return name
+    if kind == 'dumpxml':
+        dom = conn.defineXMLFlags(
+            op['xml'], libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        try:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        finally:
+            dom.undefineFlags(getattr(libvirt, 'VIR_DOMAIN_UNDEFINE_NVRAM',
+                                      0))
     if kind == 'argv':
         return conn.domainXMLToNative('qemu-argv', op['xml'], 0)
     if kind == 'sev_info':

@@ -246,6 +246,13 @@ def _set_firmware(root: etree._Element, plan: gp.GuestPlan) -> None:
     index = list(os_node).index(os_node.find('type')) + 1
     os_node.insert(index, loader)
     os_node.insert(index + 1, nvram)
+    # libvirt: "UEFI requires ACPI on this architecture".
+    features = root.find('features')
+    if features is None:
+        features = etree.Element('features')
+        os_node.addnext(features)
+    if features.find('acpi') is None:
+        features.insert(0, etree.Element('acpi'))
 
 
 def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
