@@ -141,6 +141,17 @@ class TestApplyGuestPlan(testtools.TestCase):
         self.assertEqual(['type', 'loader', 'nvram', 'boot', 'smbios'],
                          [c.tag for c in os_node])
 
+    def test_acpi_added_for_uefi(self):
+        # libvirt: "UEFI requires ACPI on this architecture".
+        root = apply(ALL_DEVICES)
+        self.assertIsNotNone(root.find('features/acpi'))
+        self.assertEqual(['type', 'loader', 'nvram'],
+                         [c.tag for c in root.find('os')])
+        self.assertEqual('features', root.find('os').getnext().tag)
+        root = apply(nova_domain())
+        self.assertEqual(['acpi', 'apic', 'vmcoreinfo'],
+                         [c.tag for c in root.find('features')])
+
     def test_firmware_replaces_existing(self):
         xml = nova_domain().replace(
             "<boot dev='hd'/>",
