@@ -100,7 +100,10 @@ def domain_facts(domain_xml: str) -> DomainFacts:
     """Read RAM, video memory, huge pages, machine type and host devices
     from ``domain_xml``; InvalidLibvirtXML when it is not a domain.
     """
-    root = _parse_domain(domain_xml)
+    return _domain_facts(_parse_domain(domain_xml))
+
+
+def _domain_facts(root: etree._Element) -> DomainFacts:
     mem = root.find('memory')
     if mem is None:
         raise exception.InvalidLibvirtXML(what='domain',
@@ -395,7 +398,10 @@ def apply_guest_plan(domain_xml: str, plan: gp.GuestPlan) -> str:
     whose machine type is not q35, that has host devices, or that keeps an
     IDE disk; InvalidLibvirtXML when it is not a domain.
     """
-    root = _parse_domain(domain_xml)
+    return _apply(_parse_domain(domain_xml), plan)
+
+
+def _apply(root: etree._Element, plan: gp.GuestPlan) -> str:
     _check_domain(root)
     devices = root.find('devices')
     if devices is None:
@@ -434,7 +440,8 @@ def design_sev_domain(
     else the SEV domain and its plan. Raises what the steps raise:
     SevGuestRefused subclasses, InvalidLibvirtXML.
     """
-    facts = domain_facts(domain_xml)
+    root = _parse_domain(domain_xml)
+    facts = _domain_facts(root)
     mode = hardware.get_sev_mode(extra_specs, image_props)
     if mode is hardware.SevMode.NONE:
         return domain_xml, None
@@ -444,4 +451,5 @@ def design_sev_domain(
     if facts.huge_pages and not guest.huge_pages:
         guest = dataclasses.replace(guest, huge_pages=True)
     plan = gp.make_guest_plan(mode, caps, guest, options, firmware)
-    return apply_guest_plan(domain_xml, plan), plan
+    # _domain_facts only read the tree: apply the plan to it in place.
+    return _apply(root, plan), plan
