@@ -42,6 +42,25 @@ INITRD_HASH_GUID = uuid.UUID('44baf731-3a2f-4bd7-9af1-41e29169781d')
 KERNEL_HASH_GUID = uuid.UUID('4de79437-abd2-427f-b835-d5b172d2045b')
 HASHES_LEN_SIZE = 2
 
+# Where a launch's reported values travel: libvirt's launchSecurityInfo()
+# key -> the server property that carries it to the guest owner. Fixed here
+# so that the side that publishes them and the owner's tools agree.
+LAUNCH_PROPERTIES = (
+    ('sev-measurement', 'sev_measurement'),
+    ('sev-api-major', 'sev_api_major'),
+    ('sev-api-minor', 'sev_api_minor'),
+    ('sev-build-id', 'sev_build_id'),
+    ('sev-policy', 'sev_policy'),
+)
+
+
+def launch_properties(launch_security_info: dict) -> dict:
+    """The server properties for libvirt's launch security info of an
+    SEV guest (a missing value is None).
+    """
+    return {prop: launch_security_info.get(key)
+            for key, prop in LAUNCH_PROPERTIES}
+
 
 @dataclasses.dataclass(frozen=True)
 class LaunchReport:

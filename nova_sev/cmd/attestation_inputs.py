@@ -19,14 +19,10 @@ from nova_sev.attestation import keys
 from nova_sev.attestation import measurement
 from nova_sev import exception
 
-# Option dest -> server property, in the order messages list them.
-REPORT_PROPERTIES = (
-    ('measurement', 'sev_measurement'),
-    ('api_major', 'sev_api_major'),
-    ('api_minor', 'sev_api_minor'),
-    ('build_id', 'sev_build_id'),
-    ('policy', 'sev_policy'),
-)
+# Option dest -> server property, in the order messages list them: the
+# option is the property without its "sev_" prefix.
+REPORT_PROPERTIES = tuple((prop[len('sev_'):], prop) for _key, prop
+                          in measurement.LAUNCH_PROPERTIES)
 
 # python-openstackclient before 6.0 printed properties as "k='v', k='v'".
 _OSC_PROPERTY_RE = re.compile(r"(\w+)='([^']*)'")

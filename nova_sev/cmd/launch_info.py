@@ -23,14 +23,6 @@ from nova_sev.virt.libvirt import connection
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$')
 
-# libvirt's launchSecurityInfo() keys -> server property names.
-LAUNCH_KEYS = (
-    ('sev-measurement', 'sev_measurement'),
-    ('sev-api-major', 'sev_api_major'),
-    ('sev-api-minor', 'sev_api_minor'),
-    ('sev-build-id', 'sev_build_id'),
-    ('sev-policy', 'sev_policy'),
-)
 # libvirt's getSEVInfo() keys -> report keys.
 HOST_KEYS = (
     ('pdh', 'pdh'),
@@ -86,7 +78,7 @@ def report_dict(name: str, uuid: str, uri: str, launch_info: dict,
     """The documented report: the launch values under the server property
     names, and the host's SEV data (or why it could not be read).
     """
-    properties = {prop: launch_info.get(key) for key, prop in LAUNCH_KEYS}
+    properties = measurement.launch_properties(launch_info)
     policy = launch_info.get('sev-policy')
     host = None
     if sev_info is not None:

@@ -224,3 +224,19 @@ class TestParsing(testtools.TestCase):
                          measurement.describe_policy(0x37))
         self.assertEqual('0x0000 (no flags)',
                          measurement.describe_policy(0))
+
+
+class TestLaunchProperties(testtools.TestCase):
+
+    def test_libvirt_keys_to_server_properties(self):
+        info = {'sev-measurement': vectors.MEASUREMENT_FIRMWARE,
+                'sev-api-major': 1, 'sev-api-minor': 51, 'sev-build-id': 3,
+                'sev-policy': 0x33, 'unrelated': 'x'}
+        self.assertEqual({'sev_measurement': vectors.MEASUREMENT_FIRMWARE,
+                          'sev_api_major': 1, 'sev_api_minor': 51,
+                          'sev_build_id': 3, 'sev_policy': 0x33},
+                         measurement.launch_properties(info))
+        self.assertEqual({'sev_measurement': None, 'sev_api_major': None,
+                          'sev_api_minor': None, 'sev_build_id': None,
+                          'sev_policy': None},
+                         measurement.launch_properties({}))
