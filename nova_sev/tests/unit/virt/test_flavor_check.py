@@ -104,6 +104,23 @@ class CheckFlavorTestCase(testtools.TestCase):
                          'trait:CUSTOM_GOLD': 'forbidden'}), {})
         self.assertEqual([], _errors(check))
 
+    def test_ordinary_keys_raise_nothing(self):
+        # Nova's own keys, near as some are to the SEV ones, are no typos.
+        specs = dict(SEV, **COUNTED, **{
+            'hw:cpu_policy': 'dedicated', 'hw:numa_nodes': '1',
+            'hw:mem_page_size': 'large', 'hw:numa_mem.0': '4096',
+            'quota:disk_read_bytes_sec': '10240',
+            'trait:HW_CPU_X86_AVX2': 'required', 'resources:PCPU': '2',
+            'resources1:NET_BW_EGR_KILOBIT_PER_SEC': '1000',
+            'aggregate_instance_extra_specs:sev': 'true'})
+        props = {'hw_firmware_type': 'uefi', 'hw_scsi_model': 'virtio-scsi',
+                 'hw_disk_bus': 'scsi', 'hw_video_model': 'virtio',
+                 'hw_qemu_guest_agent': 'yes', 'os_distro': 'ubuntu',
+                 'hw_vif_model': 'virtio', 'hw_rng_model': 'virtio'}
+        check = fc.check_flavor(specs, props)
+        self.assertTrue(check.works)
+        self.assertEqual((), check.findings)
+
     def test_snp_refused(self):
         check = fc.check_flavor(
             dict(SEV, **{'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}), {})
