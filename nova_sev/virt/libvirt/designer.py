@@ -126,6 +126,25 @@ def _domain_facts(root: etree._Element) -> DomainFacts:
         host_devices=_host_devices(root.find('devices')))
 
 
+# libvirt's bus for a disk target without one, from the name's prefix.
+_BUS_BY_PREFIX = (('vd', 'virtio'), ('hd', 'ide'), ('sd', 'scsi'),
+                  ('xvd', 'xen'), ('ubd', 'uml'), ('fd', 'fdc'))
+
+
+def _disk_bus(target: etree._Element | None) -> str | None:
+    """A disk target's bus, as libvirt reads it when ``bus`` is absent."""
+    if target is None:
+        return None
+    bus = target.get('bus')
+    if bus:
+        return bus
+    dev = target.get('dev') or ''
+    for prefix, implied in _BUS_BY_PREFIX:
+        if dev.startswith(prefix):
+            return implied
+    return None
+
+
 def _is_virtio(dev: etree._Element) -> bool:
     """Whether ``dev`` is a virtio device (one that takes ``iommu``)."""
     tag = dev.tag
@@ -135,7 +154,7 @@ def _is_virtio(dev: etree._Element) -> bool:
         return (node.get(attr) or '') if node is not None else ''
 
     if tag == 'disk':
-        return model('target', 'bus') == 'virtio'
+        return _disk_bus(dev.find('target')) == 'virtio'
     if tag == 'controller':
         kind = dev.get('type')
         return kind == 'virtio-serial' or (
@@ -161,7 +180,7 @@ def _set_iommu(dev: etree._Element) -> None:
 
 def _refuse_ide(dev: etree._Element, where: str) -> None:
     target = dev.find('target')
-    if target is not None and target.get('bus') == gp.BUS_IDE:
+    if _disk_bus(target) == gp.BUS_IDE:
         raise exception.SevDiskBusNotSupported(
             bus=gp.BUS_IDE, source='%s <disk> %s' % (where, target.get('dev')),
             reason='the q35 machine type has no IDE controller',
@@ -339,7 +358,7 @@ def _set_buses(devices: etree._Element, plan: gp.GuestPlan) -> None:
         target = disk.find('target')
         if target is None:
             continue
-        bus = target.get('bus')
+        bus = _disk_bus(target)
         device = disk.get('device') or 'disk'
         if (device == 'cdrom' and plan.cdrom_bus
                 and bus not in (gp.CDROM_BUS_SATA, gp.DISK_BUS_SCSI)):
@@ -354,7 +373,7 @@ def _set_buses(devices: etree._Element, plan: gp.GuestPlan) -> None:
             devices.remove(ctrl)
     scsi_indexes = set()
     for disk in devices.findall('disk'):
-        if disk.find('target').get('bus') == gp.DISK_BUS_SCSI:
+        if _disk_bus(disk.find('target')) == gp.DISK_BUS_SCSI:
             address = disk.find('address')
             scsi_indexes.add(address.get('controller') or '0'
                              if address is not None else '0')

@@ -278,6 +278,17 @@ class TestApplyGuestPlan(testtools.TestCase):
                           designer.apply_guest_plan, xml,
                           dataclasses.replace(PLAN, disk_bus=None))
 
+    def test_bus_implied_by_target_name(self):
+        xml = ALL_DEVICES.replace("dev='vda' bus='virtio'", "dev='vda'")
+        root = apply(xml, disk_bus=None)
+        self.assertEqual('on', iommu(root.find('devices/disk')))
+        root = apply(xml)
+        self.assertEqual('scsi', root.find('devices/disk/target').get('bus'))
+        xml = ALL_DEVICES.replace("dev='hdc' bus='ide'", "dev='hdc'")
+        self.assertRaises(exception.SevDiskBusNotSupported,
+                          designer.apply_guest_plan, xml,
+                          dataclasses.replace(PLAN, cdrom_bus=None))
+
     def test_virtio_serial_controller_added(self):
         xml = ALL_DEVICES.replace(
             "<controller type='virtio-serial' index='0'/>", '')
