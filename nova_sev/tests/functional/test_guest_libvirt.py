@@ -13,6 +13,7 @@ in this sandbox, so definition and command line are tested, not boot.
 ``iommu`` is checked in the XML libvirt keeps after defining instead.
 """
 
+import itertools
 import json
 import os
 import shlex
@@ -34,6 +35,8 @@ from nova_sev.virt.libvirt import host
 DATA = os.path.join(os.path.dirname(__file__), '..', 'data')
 FIRMWARE_DIRS = ['/usr/share/qemu/firmware']
 VALIDATE = '/usr/bin/virt-xml-validate'
+# The schema virt-xml-validate checks "domain" documents against.
+DOMAIN_RNG = '/usr/share/libvirt/schemas/domain.rng'
 SEV_TRAIT = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
 NO_SEV_ERROR = 'SEV launch security is not supported with this QEMU binary'
 
@@ -209,6 +212,41 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
         self.assertIsNone(kept.find('memtune/hard_limit'))
         self.assertIsNotNone(kept.find('memoryBacking/locked'))
         self.assertIsNotNone(kept.find('memoryBacking/hugepages'))
+
+    def test_every_produced_domain_validates_and_defines(self):
+        nova = _data('nova-guest-q35.xml')
+        bases = (
+            nova, _data('all-virtio-devices.xml'),
+            nova.replace('pc-q35-7.2', 'q35'),
+            nova.replace(" machine='pc-q35-7.2'", ''),
+            nova.replace("dev='sda' bus='sata'", "dev='hdc' bus='ide'"),
+            nova.replace("<features>", "<features><smm state='on'/>"),
+            nova.replace('<vcpu', "<memtune><soft_limit unit='KiB'>1024"
+                         "</soft_limit></memtune><vcpu"),
+        )
+        requests = (
+            ({'trait:HW_CPU_X86_AMD_SEV': 'required'}, {}),
+            ({'trait:HW_CPU_AMD_SEV': 'required'}, {'hw_disk_bus': 'scsi'}),
+            ({}, {'hw_mem_encryption': 'true', 'hw_video_ram': '16'}),
+            ({'hw:mem_encryption': 'True'},
+             {'hw_machine_type': 'pc-q35-7.2', 'hw_disk_bus': 'sata'}),
+        )
+        options = (gp.SevGuestOptions(),
+                   gp.SevGuestOptions(policy='0x0b',
+                                      allow_virtio_blk_boot_disk=True))
+        schema = etree.RelaxNG(etree.parse(DOMAIN_RNG))
+        produced = []
+        for base, (specs, props), opts in itertools.product(
+                bases, requests, options):
+            xml, plan = self._design(base, specs, props, options=opts)
+            if not schema.validate(etree.fromstring(xml.encode())):
+                self.fail('%s\n%s' % (schema.error_log, xml))
+            produced.append(xml)
+        results = self.qemu.call([{'op': 'define', 'xml': xml}
+                                  for xml in produced])
+        for xml, result in zip(produced, results):
+            self.assertTrue(result['ok'], '%s\n%s' % (result, xml))
+        self.assertValid(produced[-1])
 
     def test_guest_xml_command(self):
         params = os.path.join(self.tmp, 'parameters')
