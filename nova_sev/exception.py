@@ -157,5 +157,5 @@ class SevOperationRefused(NovaSevException):
 class SevHostLimitReached(NovaSevException):
     """A new SEV guest would exceed a limit of this host."""
 
-    msg_fmt = ('SEV instance %(instance)s does not fit on host %(host)s: '
-               '%(reason)s')
+    # The limit comes first: Nova keeps 255 characters of a fault.
+    msg_fmt = 'SEV host limit on %(host)s: %(reason)s (instance %(instance)s)'

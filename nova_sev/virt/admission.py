@@ -25,18 +25,16 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
     if max_guests is not None and count + 1 > max_guests:
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
-            reason='all %d SEV ASID slots (libvirt maxGuests) are taken by '
-                   '%d SEV guests; the scheduler will try another host, or '
-                   'raise the SEV ASID count in the BIOS' % (max_guests,
-                                                             count))
+            reason='all %d ASID slots (libvirt maxGuests) are in use by '
+                   'SEV guests; another host may take it, or raise the SEV '
+                   'ASID count in the BIOS' % max_guests)
     usable_mb = host_ram_mb - reserved_host_memory_mb
     pinned_mb = sum(existing_pinned_mb) + new_pinned_mb
     if pinned_mb > usable_mb:
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
-            reason='SEV guests would pin %d MiB (%d MiB for this one) but '
-                   'the host has %d MiB of RAM less reserved_host_memory_mb='
-                   '%d, %d MiB; the scheduler will try another host, or use '
-                   'a smaller flavor (see "nova-sev plan-memory")' % (
-                       pinned_mb, new_pinned_mb, host_ram_mb,
-                       reserved_host_memory_mb, usable_mb))
+            reason='SEV guests would pin %d MiB > %d MiB (host RAM %d MiB - '
+                   'reserved_host_memory_mb %d); another host may take it, '
+                   'or use a smaller flavor (see "nova-sev plan-memory")' % (
+                       pinned_mb, usable_mb, host_ram_mb,
+                       reserved_host_memory_mb))

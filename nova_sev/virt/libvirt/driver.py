@@ -295,13 +295,14 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None,
-                         power_on=True):
+                         power_on=True, share_info=None):
         self._sev_prepare(context, instance, image_meta, network_info,
                           new_guest=False)
         return super().finish_migration(
             context, migration, instance, disk_info, network_info,
             image_meta, resize_instance, allocations,
-            block_device_info=block_device_info, power_on=power_on)
+            block_device_info=block_device_info, power_on=power_on,
+            share_info=share_info)
 
     def _get_guest_xml(self, context, instance, network_info, disk_info,
                        image_meta, *args, **kwargs):

@@ -24,6 +24,7 @@ from nova import utils
 
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.virt.libvirt import driver
+from nova_sev.virt import memory
 
 OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd'
@@ -52,6 +53,23 @@ def sev_features(max_guests: int = 15) -> str:
             'cbitpos': CBITPOS, 'reduced': 1,
             'max': '\n      <maxGuests>%d</maxGuests>\n      '
                    '<maxESGuests>0</maxESGuests>' % max_guests})
+
+
+def virtio_devices(root):
+    """The devices of a domain that are virtio, as libvirt counts them."""
+    found = []
+    for dev in root.find('devices'):
+        model = dev.find('model')
+        target = dev.find('target')
+        if (dev.get('model') or '').startswith('virtio') or (
+                model is not None and
+                (model.get('type') or '').startswith('virtio')) or (
+                dev.tag == 'disk' and target is not None and
+                target.get('bus') == 'virtio') or (
+                dev.tag == 'controller' and
+                dev.get('type') == 'virtio-serial'):
+            found.append(dev)
+    return found
 
 
 def api_paste_ini() -> str:
@@ -157,6 +175,40 @@ class SevServersTestBase(base.ServersTestBase):
         return self.start_compute(hostname, host_info=host_info)
 
     # -- looking at what happened ------------------------------------------
+
+    def assertSevDomain(self, root, memory_mb=2048):
+        lsec = root.findall('launchSecurity')
+        self.assertEqual(1, len(lsec), 'exactly one <launchSecurity>')
+        self.assertEqual('sev', lsec[0].get('type'))
+        self.assertEqual(str(CBITPOS), lsec[0].findtext('cbitpos'))
+        self.assertEqual('1', lsec[0].findtext('reducedPhysBits'))
+        self.assertEqual(0x33, int(lsec[0].findtext('policy'), 16))
+        self.assertIn('q35', root.find('os/type').get('machine'))
+        self.assertEqual(OVMF_CODE, root.findtext('os/loader'))
+        self.assertEqual(OVMF_VARS,
+                         root.find('os/nvram').get('template'))
+        devices = virtio_devices(root)
+        self.assertTrue(devices)
+        for dev in devices:
+            self.assertEqual('on', dev.find('driver').get('iommu'),
+                             'no iommu on %s' % dev.tag)
+        self.assertEqual(
+            str(memory.hard_limit_kib(memory_mb)),
+            root.findtext('memtune/hard_limit'))
+        self.assertIsNotNone(root.find('memoryBacking/locked'))
+        # The boot disk is not virtio-blk: Nova itself put it on
+        # virtio-scsi, as the image left the bus open.
+        buses = {d.find('target').get('bus')
+                 for d in root.findall('devices/disk')}
+        self.assertEqual({'scsi'}, buses)
+        self.assertIn('virtio-scsi', [
+            c.get('model') for c in root.findall('devices/controller')
+            if c.get('type') == 'scsi'])
+
+    def assertPlainDomain(self, root):
+        self.assertIsNone(root.find('launchSecurity'))
+        self.assertIsNone(root.find('memoryBacking/locked'))
+        self.assertIsNone(root.find('memtune/hard_limit'))
 
     def boot(self, flavor, image='plain', host=None, expected_state='ACTIVE',
              networks='none'):

@@ -1,0 +1,66 @@
+"""Host limits and failing closed: an SEV guest that does not fit, or a
+host that cannot give SEV, makes Nova try another host; with none left the
+instance ends in ERROR saying why, and no domain is defined for it.
+"""
+
+import os_traits
+
+from nova_sev.tests.functional.nova_driver import base
+
+
+class TestSevLimits(base.SevServersTestBase):
+
+    def test_asid_slots_and_pinned_memory(self):
+        # Placement may overcommit RAM; pinned SEV memory may not be.
+        self.flags(ram_allocation_ratio=1.5, reserved_host_memory_mb=512)
+        self.start_sev_compute('sev-small', max_guests=1, mem_gib=32)
+        self.start_sev_compute('sev-mem', mem_gib=4)
+
+        first = self.boot('sev-trait', host='sev-small')
+        self.assertEqual('sev-small', self.host_of(first))
+
+        # sev-small's one ASID slot is taken: refused there, and with no
+        # other host allowed the build ends in ERROR.
+        second = self.boot('sev-trait', host='sev-small',
+                           expected_state='ERROR')
+        self.assertIn('fault', second)
+        self.assertEqual([], self.domain_xmls(second))
+        self.assertIn('SEV host limit on sev-small: all 1 ASID slots '
+                      '(libvirt maxGuests) are in use',
+                      self.stdlog.logger.output)
+        # Left to the scheduler, it lands where there is room (a refusal
+        # on sev-small reschedules).
+        third = self.boot('sev-trait')
+        self.assertEqual('sev-mem', self.host_of(third))
+
+        # 2 x (2048 + 16) MiB pinned > 4096 - 512 MiB: with no other host
+        # allowed, the build fails on the memory limit.
+        fourth = self.boot('sev-trait', host='sev-mem',
+                           expected_state='ERROR')
+        self.assertIn('SEV host limit on sev-mem: SEV guests would pin 4128 '
+                      'MiB > 3584 MiB (host RAM 4096 MiB - '
+                      'reserved_host_memory_mb 512)',
+                      self.stdlog.logger.output)
+        self.assertIn('fault', fourth)
+        self.assertEqual([], self.domain_xmls(fourth))
+
+    def test_fail_closed_when_the_host_loses_sev(self):
+        self.start_sev_compute('sev')
+        self.assertIn(os_traits.HW_CPU_X86_AMD_SEV, self.root_traits('sev'))
+        # libvirt reconnects and no longer offers SEV; placement still has
+        # the trait until the next periodic update.
+        compute = self.computes['sev']
+        compute.driver._host.get_connection()._domain_capability_features = (
+            base.NO_SEV_FEATURES)
+        compute.driver._handle_conn_event(True, None)
+
+        server = self.boot('sev-trait', expected_state='ERROR')
+        self.assertIn('but this host cannot run SEV guests: libvirt domain '
+                      'capabilities report no SEV', self.stdlog.logger.output)
+        self.assertIn('fault', server)
+        self.assertEqual([], self.domain_xmls(server))
+
+        self._run_periodics()
+        self.assertFalse(
+            {os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV} &
+            self.root_traits('sev'))
