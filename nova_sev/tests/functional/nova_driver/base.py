@@ -118,6 +118,16 @@ class SevServersTestBase(base.ServersTestBase):
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Connection.defineXML', _define))
+        # Devices hot-plugged into a domain: (domain uuid, device XML).
+        self.attached: list[tuple[str, str]] = []
+        attach = fakelibvirt.Domain.attachDeviceFlags
+
+        def _attach(dom, xml, flags):
+            self.attached.append((dom.UUIDString(), xml))
+            return attach(dom, xml, flags)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.attachDeviceFlags', _attach))
 
         self.images = {}
         for name, props in (
@@ -125,7 +135,8 @@ class SevServersTestBase(base.ServersTestBase):
                 ('sev-trait', {'trait:HW_CPU_X86_AMD_SEV': 'required'}),
                 ('mem-encryption', {'hw_mem_encryption': 'True',
                                     'hw_firmware_type': 'uefi'}),
-                ('uefi', {'hw_firmware_type': 'uefi'})):
+                ('uefi', {'hw_firmware_type': 'uefi'}),
+                ('virtio-blk', {'hw_disk_bus': 'virtio'})):
             image = copy.deepcopy(self.glance.image1)
             image['id'] = 'a1b2c3d4-0000-4000-8000-%012d' % len(self.images)
             image['name'] = name
@@ -176,7 +187,7 @@ class SevServersTestBase(base.ServersTestBase):
 
     # -- looking at what happened ------------------------------------------
 
-    def assertSevDomain(self, root, memory_mb=2048):
+    def assertSevDomain(self, root, memory_mb=2048, buses=('scsi',)):
         lsec = root.findall('launchSecurity')
         self.assertEqual(1, len(lsec), 'exactly one <launchSecurity>')
         self.assertEqual('sev', lsec[0].get('type'))
@@ -196,11 +207,12 @@ class SevServersTestBase(base.ServersTestBase):
             str(memory.hard_limit_kib(memory_mb)),
             root.findtext('memtune/hard_limit'))
         self.assertIsNotNone(root.find('memoryBacking/locked'))
+        if buses is None:
+            return
         # The boot disk is not virtio-blk: Nova itself put it on
         # virtio-scsi, as the image left the bus open.
-        buses = {d.find('target').get('bus')
-                 for d in root.findall('devices/disk')}
-        self.assertEqual({'scsi'}, buses)
+        self.assertEqual(set(buses), {d.find('target').get('bus')
+                                      for d in root.findall('devices/disk')})
         self.assertIn('virtio-scsi', [
             c.get('model') for c in root.findall('devices/controller')
             if c.get('type') == 'scsi'])

@@ -2,6 +2,8 @@
 the domain handed to libvirt, and the traits in placement.
 """
 
+from lxml import etree
+from nova.tests import fixtures as nova_fixtures
 import os_resource_classes as orc
 import os_traits
 
@@ -46,3 +48,37 @@ class TestSevBoot(base.SevServersTestBase):
             server = self.boot('plain', host=host)
             self.assertEqual(host, self.host_of(server))
             self.assertPlainDomain(self.last_domain(server)[1])
+
+    def test_hot_plugged_devices_get_iommu(self):
+        # An operator who allows virtio-blk boot disks (newer guest
+        # kernels): the image may then ask for it.
+        self.flags(allow_virtio_blk_boot_disk=True, group='sev')
+        self.start_sev_compute('sev')
+        server = self.boot('sev-trait',
+                           networks=[{'port': self.neutron.port_1['id']}])
+        root = self.last_domain(server)[1]
+        self.assertSevDomain(root)
+        self.assertEqual('on', root.find(
+            'devices/interface/driver').get('iommu'))
+
+        port = self.neutron.create_port()['port']
+        self._attach_interface(server, port['id'])
+        self._attach_volume(server, nova_fixtures.CinderFixture.SWAP_OLD_VOL)
+        nic, disk = [etree.fromstring(xml) for uuid, xml in self.attached
+                     if uuid == server['id']]
+        self.assertEqual('interface', nic.tag)
+        self.assertEqual('on', nic.find('driver').get('iommu'))
+        # The volume follows the guest onto virtio-scsi, whose controller
+        # has the iommu.
+        self.assertEqual('scsi', disk.find('target').get('bus'))
+
+        virtio = self.boot('sev-trait', image='virtio-blk')
+        root = self.last_domain(virtio)[1]
+        self.assertEqual(['virtio', 'virtio'], [
+            d.find('target').get('bus') for d in root.findall('devices/disk')])
+        self.assertSevDomain(root, buses=None)
+        self._attach_volume(virtio, nova_fixtures.CinderFixture.SWAP_NEW_VOL)
+        [disk] = [etree.fromstring(xml) for uuid, xml in self.attached
+                  if uuid == virtio['id']]
+        self.assertEqual('virtio', disk.find('target').get('bus'))
+        self.assertEqual('on', disk.find('driver').get('iommu'))
