@@ -40,10 +40,7 @@ def register(subparsers) -> None:
         help='check that a flavor and image give a working SEV guest',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--extra-spec', action='append', default=[],
-                        metavar='K=V', help='a flavor extra spec')
-    parser.add_argument('--image-property', action='append', default=[],
-                        metavar='K=V', help='an image property')
+    common.add_request_arguments(parser)
     parser.add_argument('--flavor-json', metavar='FILE',
                         help='output of "openstack flavor show -f json"')
     parser.add_argument('--image-json', metavar='FILE',
@@ -51,18 +48,6 @@ def register(subparsers) -> None:
     common.add_format_argument(parser)
     common.add_config_argument(parser)
     parser.set_defaults(func=run)
-
-
-def parse_key_values(pairs: list[str], option: str) -> dict[str, str]:
-    """``K=V`` arguments as a dict; InvalidInput names the bad one."""
-    result = {}
-    for pair in pairs:
-        key, sep, value = pair.partition('=')
-        if not sep or not key.strip():
-            raise exception.InvalidInput(
-                reason='%s %r is not KEY=VALUE' % (option, pair))
-        result[key.strip()] = value.strip()
-    return result
 
 
 def parse_property_string(text: str, what: str) -> dict[str, str]:
@@ -213,8 +198,9 @@ def run(args) -> int:
     if args.image_json:
         props, image = image_from_show(
             _load_json(args.image_json, '--image-json'))
-    specs.update(parse_key_values(args.extra_spec, '--extra-spec'))
-    props.update(parse_key_values(args.image_property, '--image-property'))
+    specs.update(common.parse_key_values(args.extra_spec, '--extra-spec'))
+    props.update(common.parse_key_values(args.image_property,
+                                         '--image-property'))
     if not specs and not props:
         return common.fail(common.EXIT_ERROR, 'nothing to check: give '
                            '--extra-spec, --image-property, --flavor-json '

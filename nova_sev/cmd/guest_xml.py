@@ -10,13 +10,11 @@ input could not be read.
 """
 
 import argparse
-import os
 import sys
 
 from oslo_config import cfg
 
 from nova_sev.cmd import common
-from nova_sev.cmd import host_check
 from nova_sev import exception
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import designer
@@ -35,43 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument(
         '--domain', metavar='FILE', required=True,
         help='libvirt domain XML to convert ("-" reads stdin)')
-    parser.add_argument(
-        '--extra-spec', action='append', default=[], metavar='K=V',
-        help='a flavor extra spec, e.g. trait:HW_CPU_X86_AMD_SEV=required; '
-             'may be given more than once')
-    parser.add_argument(
-        '--image-property', action='append', default=[], metavar='K=V',
-        help='an image property, e.g. hw_mem_encryption=true; may be given '
-             'more than once')
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        '--connection', metavar='URI',
-        help='libvirt URI whose host capabilities to use (default: '
-             'qemu:///system where a libvirt daemon runs, else the embedded '
-             'QEMU driver)')
-    source.add_argument(
-        '--domcaps', metavar='FILE',
-        help='use this output of "virsh domcapabilities --virttype kvm '
-             '--arch x86_64 --machine q35" instead of connecting; firmware '
-             'then comes from [sev]firmware_descriptor_dirs on this machine')
-    parser.add_argument(
-        '--kvm-amd-params', metavar='DIR',
-        help='directory with the kvm_amd "sev" and "sev_es" files (default: '
-             '[sev]kvm_amd_parameters_dir)')
+    common.add_request_arguments(parser)
+    common.add_host_arguments(parser)
     common.add_config_argument(parser)
     parser.set_defaults(func=run)
-
-
-def parse_pairs(pairs: list[str], option: str) -> dict[str, str]:
-    """``K=V`` arguments as a dict; InvalidInput naming ``option``."""
-    result = {}
-    for pair in pairs:
-        key, sep, value = pair.partition('=')
-        if not sep or not key.strip():
-            raise exception.InvalidInput(
-                reason='%s %r is not KEY=VALUE' % (option, pair))
-        result[key.strip()] = value.strip()
-    return result
 
 
 def _read_domain(path: str) -> str:
@@ -110,10 +75,7 @@ def _capabilities(args) -> tuple[host.SevHostCapabilities,
     """The host capabilities the way ``host-check`` gets them, and the
     firmware descriptors to choose from.
     """
-    if args.domcaps:
-        caps, _source, _versions = host_check._check_file_source(args)
-    else:
-        caps, _source, _versions = host_check._check_connection(args)
+    caps = common.read_host(args).caps
     if caps.firmware is not None:
         return caps, list(caps.firmware)
     return caps, fw.load_descriptors(list(CONF.sev.firmware_descriptor_dirs))
@@ -129,11 +91,10 @@ def _summary(plan: gp.GuestPlan) -> str:
 
 
 def run(args) -> int:
-    if args.kvm_amd_params and not os.path.isdir(args.kvm_amd_params):
-        return common.fail(common.EXIT_ERROR, '--kvm-amd-params %s is not a '
-                           'directory' % args.kvm_amd_params)
-    extra_specs = parse_pairs(args.extra_spec, '--extra-spec')
-    image_props = parse_pairs(args.image_property, '--image-property')
+    common.kvm_amd_dir(args)  # bad input is exit 2, SEV requested or not
+    extra_specs = common.parse_key_values(args.extra_spec, '--extra-spec')
+    image_props = common.parse_key_values(args.image_property,
+                                          '--image-property')
     domain_xml = _read_domain(args.domain)
     # Malformed input is exit 2 whether or not SEV is requested.
     designer.domain_facts(domain_xml)

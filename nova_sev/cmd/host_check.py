@@ -7,15 +7,10 @@ Exit status: 0 SEV usable, 1 not usable, 2 could not check.
 """
 
 import argparse
-import os
 
 from nova_sev.cmd import common
-from nova_sev import exception
-from nova_sev.virt.libvirt import connection
 from nova_sev.virt.libvirt import host
 from nova_sev.virt.libvirt import traits
-
-CONF = common.CONF
 
 
 def register(subparsers) -> None:
@@ -23,20 +18,7 @@ def register(subparsers) -> None:
         'host-check', help='report whether this host can run SEV guests',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        '--connection', metavar='URI',
-        help='libvirt URI to examine (default: qemu:///system where a '
-             'libvirt daemon runs, else the embedded QEMU driver)')
-    source.add_argument(
-        '--domcaps', metavar='FILE',
-        help='analyse this output of "virsh domcapabilities --virttype kvm '
-             '--arch x86_64 --machine q35" (from any host) instead of '
-             'connecting; firmware is not checked then')
-    parser.add_argument(
-        '--kvm-amd-params', metavar='DIR',
-        help='directory with the kvm_amd "sev" and "sev_es" files (default: '
-             '[sev]kvm_amd_parameters_dir, /sys/module/kvm_amd/parameters)')
+    common.add_host_arguments(parser)
     common.add_format_argument(parser)
     common.add_config_argument(parser)
     parser.set_defaults(func=run)
@@ -104,47 +86,10 @@ def format_text(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def _check_file_source(args) -> tuple[host.SevHostCapabilities, str, dict]:
-    try:
-        with open(args.domcaps, encoding='utf-8') as f:
-            xml = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise exception.InvalidInput(reason='cannot read --domcaps %s: %s'
-                                     % (args.domcaps, e))
-    domcaps = host.parse_domain_capabilities(xml)
-    caps = host.detect_sev(domcaps, host.read_kvm_amd_params(
-        args.kvm_amd_params or CONF.sev.kvm_amd_parameters_dir))
-    return caps, args.domcaps, {}
-
-
-def _check_connection(args) -> tuple[host.SevHostCapabilities, str, dict]:
-    uri = args.connection or connection.default_uri()
-    conn = connection.open_connection(uri)
-    try:
-        firmware_dirs = (CONF.sev.firmware_descriptor_dirs
-                         if connection.is_local(uri) else None)
-        sev_host = host.SevHost(
-            lambda: conn,
-            args.kvm_amd_params or CONF.sev.kvm_amd_parameters_dir,
-            firmware_dirs)
-        caps = sev_host.get_capabilities()
-        versions = {'libvirt': connection.version_string(
-                        conn.getLibVersion()),
-                    'qemu': connection.version_string(conn.getVersion())}
-    finally:
-        conn.close()
-    return caps, uri, versions
-
-
 def run(args) -> int:
-    if args.kvm_amd_params and not os.path.isdir(args.kvm_amd_params):
-        return common.fail(common.EXIT_ERROR, '--kvm-amd-params %s is not a '
-                           'directory' % args.kvm_amd_params)
-    if args.domcaps:
-        caps, source, versions = _check_file_source(args)
-    else:
-        caps, source, versions = _check_connection(args)
-    report = report_dict(caps, source, versions)
+    reading = common.read_host(args)
+    caps = reading.caps
+    report = report_dict(caps, reading.source, reading.versions)
     if args.format == 'json':
         common.print_json(report)
     else:

@@ -6,6 +6,7 @@ import fixtures
 import testtools
 
 from nova_sev.cmd import check_flavor
+from nova_sev.cmd import common
 from nova_sev.cmd import sev
 from nova_sev import exception
 
@@ -174,5 +175,5 @@ class ShowParsingTestCase(testtools.TestCase):
         self.assertEqual('i', name)
 
     def test_key_values(self):
-        self.assertEqual({'a': 'b=c'}, check_flavor.parse_key_values(
+        self.assertEqual({'a': 'b=c'}, common.parse_key_values(
             ['a=b=c'], '--extra-spec'))
