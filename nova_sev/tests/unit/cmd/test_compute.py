@@ -1,0 +1,48 @@
+"""``nova-sev-compute`` in a fresh interpreter, as an operator starts it:
+Nova's compute main must find the driver under ``nova.virt`` and run in
+nova-compute's default concurrency mode.
+"""
+
+import os
+import subprocess
+import sys
+
+import testtools
+
+# Nova's main replaced by one that loads the driver as Nova does and
+# reports what it found.
+PROBE = """
+from unittest import mock
+
+def fake_main():
+    from nova import utils
+    from oslo_utils import importutils
+    from nova_sev.virt.libvirt import driver
+    cls = importutils.import_class('nova.virt.' + driver.COMPUTE_DRIVER)
+    print(cls.__module__, cls.__name__,
+          'threading' if utils.concurrency_mode_threading() else 'eventlet')
+
+with mock.patch('nova.cmd.compute.main', fake_main):
+    from nova_sev.cmd import compute
+    compute.main()
+"""
+
+
+class NovaSevComputeTestCase(testtools.TestCase):
+
+    def run_probe(self, **env):
+        environ = dict(os.environ)
+        environ.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
+        environ.update(env)
+        result = subprocess.run([sys.executable, '-c', PROBE], env=environ,
+                                capture_output=True, text=True, timeout=120)
+        self.assertEqual(0, result.returncode, result.stderr)
+        return result.stdout.split()
+
+    def test_registers_driver_then_runs_nova_compute(self):
+        self.assertEqual(['nova_sev.virt.libvirt.driver', 'SevLibvirtDriver',
+                          'threading'], self.run_probe())
+
+    def test_eventlet_on_request(self):
+        self.assertEqual('eventlet', self.run_probe(
+            OS_NOVA_DISABLE_EVENTLET_PATCHING='false')[-1])

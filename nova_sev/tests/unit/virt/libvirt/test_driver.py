@@ -1,0 +1,251 @@
+"""The Nova glue of the SEV driver, on plain Nova objects (no services)."""
+
+import copy
+from unittest import mock
+
+from nova.compute import provider_tree
+from nova import exception as nova_exception
+from nova import objects
+from nova.virt.libvirt import config as nova_vconfig
+from nova.virt.libvirt import driver as nova_driver
+import os_traits
+from oslo_utils import importutils
+import testtools
+
+from nova_sev.virt.hardware import SevMode
+from nova_sev.virt.libvirt import driver
+from nova_sev.virt.libvirt import guest_plan
+from nova_sev.virt.libvirt import host as sev_host
+
+SEV_FLAVOR = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
+SEV_CAPS = sev_host.SevHostCapabilities(
+    sev_usable=True, sev_es_usable=False, cbitpos=47, reduced_phys_bits=1,
+    max_guests=15)
+NO_SEV_CAPS = sev_host.SevHostCapabilities(
+    sev_usable=False, sev_es_usable=False, sev_reasons=('no SEV',))
+
+
+def make_instance(extra_specs=None, image_props=None):
+    objects.register_all()
+    instance = objects.Instance(
+        uuid='8b6a3a4c-4bd9-4f8e-9d2b-0a7e1f0c5d11', host='cmp1',
+        image_ref='c0ffee00-0000-4000-8000-000000000001',
+        node='cmp1', system_metadata={
+            'image_' + k: v for k, v in (image_props or {}).items()},
+        flavor=objects.Flavor(memory_mb=2048, extra_specs=dict(
+            extra_specs or {})))
+    return instance
+
+
+def make_plan(**kw):
+    values = dict(mode=SevMode.SEV, policy=0x33, cbitpos=47,
+                  reduced_phys_bits=1, machine_type='q35',
+                  loader_path='/OVMF_CODE.fd', nvram_template_path=None,
+                  firmware_descriptor_path='/60.json', pinned_memory_mb=2064,
+                  hard_limit_kib=2621440, disk_bus='scsi', cdrom_bus='sata')
+    values.update(kw)
+    return guest_plan.GuestPlan(**values)
+
+
+def bare_driver(caps=SEV_CAPS):
+    """A driver object without Nova's __init__ (no libvirt connection)."""
+    drv = driver.SevLibvirtDriver.__new__(driver.SevLibvirtDriver)
+    drv._sev_host = mock.Mock(spec=sev_host.SevHost)
+    drv._sev_host.get_capabilities.return_value = caps
+    drv._sev_options = guest_plan.SevGuestOptions()
+    return drv
+
+
+class RegisterTestCase(testtools.TestCase):
+
+    def test_nova_imports_the_driver_from_nova_virt(self):
+        value = driver.register()
+        self.assertEqual('sev_libvirt.SevLibvirtDriver', value)
+        # What nova.virt.driver.load_compute_driver does.
+        cls = importutils.import_class('nova.virt.' + value)
+        self.assertIs(driver.SevLibvirtDriver, cls)
+        self.assertTrue(issubclass(cls, nova_driver.LibvirtDriver))
+
+
+class HelpersTestCase(testtools.TestCase):
+
+    def test_image_defaults_fill_only_what_is_open(self):
+        self.assertEqual(
+            {'hw_machine_type': 'q35', 'hw_firmware_type': 'uefi',
+             'hw_disk_bus': 'scsi', 'hw_scsi_model': 'virtio-scsi',
+             'hw_cdrom_bus': 'sata'},
+            driver.image_defaults(make_plan(), {}))
+        self.assertEqual(
+            {'hw_firmware_type': 'uefi'},
+            driver.image_defaults(
+                make_plan(machine_type='pc-q35-7.2', disk_bus=None,
+                          cdrom_bus=None),
+                {'hw_machine_type': 'pc-q35-7.2', 'hw_disk_bus': 'sata'}))
+
+    def test_image_properties_use_glance_names(self):
+        objects.register_all()
+        image_meta = objects.ImageMeta.from_dict({'properties': {
+            'hw_mem_encryption': 'true', 'hw_disk_bus': 'scsi',
+            'trait:HW_CPU_X86_AMD_SEV': 'required'}})
+        props = driver.image_properties(image_meta)
+        self.assertIs(True, props['hw_mem_encryption'])
+        self.assertEqual('scsi', props['hw_disk_bus'])
+        self.assertEqual(['HW_CPU_X86_AMD_SEV'], props['traits_required'])
+        self.assertEqual(SevMode.SEV, driver.sev_mode(
+            objects.Flavor(extra_specs={}), image_meta))
+
+    def test_conflict_is_invalid_input(self):
+        objects.register_all()
+        image_meta = objects.ImageMeta.from_dict(
+            {'properties': {'hw_mem_encryption': 'false'}})
+        e = self.assertRaises(
+            nova_exception.InvalidInput, driver.sev_mode,
+            objects.Flavor(extra_specs=SEV_FLAVOR), image_meta)
+        self.assertIn('hw_mem_encryption', str(e))
+
+    def test_passthrough_vifs(self):
+        vifs = [{'id': 'p1', 'vnic_type': 'normal'},
+                {'id': 'p2', 'vnic_type': 'direct'},
+                {'id': 'p3', 'vnic_type': 'vdpa'}]
+        self.assertEqual(('port p2 (vnic_type direct)',
+                          'port p3 (vnic_type vdpa)'),
+                         driver.passthrough_vifs(vifs))
+        self.assertEqual((), driver.passthrough_vifs(None))
+
+    def test_with_iommu_formats_nova_config_objects(self):
+        nic = nova_vconfig.LibvirtConfigGuestInterface()
+        nic.net_type = 'bridge'
+        nic.source_dev = 'br0'
+        nic.mac_addr = 'fa:16:3e:00:00:01'
+        nic.model = 'virtio'
+        self.assertNotIn('iommu', nic.to_xml())
+        driver.with_iommu(nic)
+        self.assertIn('<driver iommu="on"/>', nic.to_xml())
+
+    def test_as_nova_exception(self):
+        from nova_sev import exception
+        e = exception.SevHostLimitReached(instance='u', host='h',
+                                          reason='full')
+        self.assertIsInstance(driver.as_nova_exception(e, reschedule=True),
+                              nova_exception.ComputeResourcesUnavailable)
+        self.assertIsInstance(driver.as_nova_exception(e),
+                              nova_exception.InvalidInput)
+
+
+class DriverGlueTestCase(testtools.TestCase):
+
+    def _tree(self, traits):
+        tree = provider_tree.ProviderTree()
+        tree.new_root('cmp1', 'root-uuid')
+        tree.update_traits('cmp1', traits)
+        tree.new_child('cmp1_amd_sev', 'cmp1', uuid='child-uuid')
+        tree.update_traits('cmp1_amd_sev', [os_traits.HW_CPU_X86_AMD_SEV])
+        return tree
+
+    @mock.patch.object(nova_driver.LibvirtDriver, 'update_provider_tree')
+    def test_update_provider_tree_root_traits(self, mock_super):
+        tree = self._tree(['COMPUTE_NODE'])
+        bare_driver().update_provider_tree(tree, 'cmp1')
+        mock_super.assert_called_once_with(tree, 'cmp1', allocations=None)
+        self.assertEqual(
+            {'COMPUTE_NODE', os_traits.HW_CPU_X86_AMD_SEV,
+             os_traits.HW_CPU_AMD_SEV}, tree.data('cmp1').traits)
+        # SEV gone: ours are removed, Nova's child is left alone.
+        bare_driver(NO_SEV_CAPS).update_provider_tree(tree, 'cmp1')
+        self.assertEqual({'COMPUTE_NODE'}, tree.data('cmp1').traits)
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV},
+                         tree.data('cmp1_amd_sev').traits)
+
+    @mock.patch.object(nova_driver.LibvirtDriver, '_handle_conn_event')
+    def test_reconnect_resets_detection(self, mock_super):
+        drv = bare_driver()
+        drv._handle_conn_event(True, None)
+        drv._sev_host.reset.assert_called_once_with()
+        mock_super.assert_called_once_with(True, None)
+
+    @mock.patch.object(nova_driver.LibvirtDriver, 'suspend')
+    def test_suspend(self, mock_super):
+        drv = bare_driver()
+        e = self.assertRaises(nova_exception.InstanceFaultRollback,
+                              drv.suspend, None,
+                              make_instance(SEV_FLAVOR))
+        self.assertIsInstance(e.inner_exception,
+                              nova_exception.InstanceSuspendFailure)
+        self.assertIn('Suspend refused for SEV instance',
+                      str(e.inner_exception))
+        mock_super.assert_not_called()
+        plain = make_instance()
+        drv.suspend(None, plain)
+        mock_super.assert_called_once_with(None, plain)
+
+    @mock.patch.object(nova_driver.LibvirtDriver,
+                       'check_can_live_migrate_source')
+    @mock.patch.object(nova_driver.LibvirtDriver,
+                       'check_can_live_migrate_destination')
+    def test_live_migration(self, mock_dest, mock_src):
+        drv = bare_driver()
+        instance = make_instance(SEV_FLAVOR)
+        for call in (
+                lambda: drv.check_can_live_migrate_destination(
+                    None, instance, {}, {}),
+                lambda: drv.check_can_live_migrate_source(
+                    None, instance, {})):
+            e = self.assertRaises(nova_exception.NoValidHost, call)
+            self.assertIn('Live migration refused', str(e))
+        mock_dest.assert_not_called()
+        mock_src.assert_not_called()
+        drv.check_can_live_migrate_source(None, make_instance(), {})
+        mock_src.assert_called_once()
+
+    @mock.patch.object(nova_driver.LibvirtDriver, 'attach_interface')
+    def test_attach_passthrough_port(self, mock_super):
+        objects.register_all()
+        drv = bare_driver()
+        image_meta = objects.ImageMeta.from_dict({'properties': {}})
+        direct = {'id': 'p1', 'vnic_type': 'direct'}
+        e = self.assertRaises(
+            nova_exception.InterfaceAttachFailed, drv.attach_interface,
+            None, make_instance(SEV_FLAVOR), image_meta, direct)
+        self.assertIn('port p1 (vnic_type direct)', str(e))
+        mock_super.assert_not_called()
+        normal = {'id': 'p2', 'vnic_type': 'normal'}
+        drv.attach_interface(None, make_instance(SEV_FLAVOR), image_meta,
+                             normal)
+        drv.attach_interface(None, make_instance(), image_meta, direct)
+        self.assertEqual(2, mock_super.call_count)
+
+    def test_prepare_fills_image_and_records_it(self):
+        objects.register_all()
+        drv = bare_driver()
+        instance = make_instance(SEV_FLAVOR)
+        image_meta = objects.ImageMeta.from_dict({'properties': {}})
+        drv._sev_plan = mock.Mock(return_value=make_plan())
+        self.assertEqual(SevMode.SEV, drv._sev_prepare(
+            None, instance, image_meta, None, new_guest=False))
+        self.assertEqual('q35', image_meta.properties.hw_machine_type)
+        self.assertEqual('scsi', image_meta.properties.hw_disk_bus)
+        self.assertEqual('virtio-scsi', instance.image_meta.properties.get(
+            'hw_scsi_model'))
+        self.assertEqual('uefi',
+                         instance.system_metadata['image_hw_firmware_type'])
+        # A guest without SEV is left as Nova would build it.
+        plain = make_instance()
+        before = copy.deepcopy(plain.system_metadata)
+        self.assertEqual(SevMode.NONE, drv._sev_prepare(
+            None, plain, objects.ImageMeta.from_dict({'properties': {}}),
+            None, new_guest=True))
+        self.assertEqual(before, plain.system_metadata)
+
+    def test_plan_refusals_reschedule_only_for_host_reasons(self):
+        objects.register_all()
+        image_meta = objects.ImageMeta.from_dict({'properties': {}})
+        e = self.assertRaises(
+            nova_exception.ComputeResourcesUnavailable,
+            bare_driver(NO_SEV_CAPS)._sev_plan, make_instance(SEV_FLAVOR),
+            image_meta, SevMode.SEV)
+        self.assertIn('this host cannot run SEV guests', str(e))
+        ide = objects.ImageMeta.from_dict(
+            {'properties': {'hw_disk_bus': 'ide'}})
+        self.assertRaises(
+            nova_exception.InvalidInput, bare_driver()._sev_plan,
+            make_instance(SEV_FLAVOR), ide, SevMode.SEV)

@@ -1,0 +1,43 @@
+import testtools
+
+from nova_sev import exception
+from nova_sev.virt import admission
+
+
+class CheckAdmissionTestCase(testtools.TestCase):
+
+    def check(self, new=2064, existing=(), ram=65536, reserved=512,
+              max_guests=15):
+        admission.check_admission('inst-1', 'cmp1', new, list(existing),
+                                  ram, reserved, max_guests)
+
+    def test_fits(self):
+        self.check()
+        self.check(existing=[2064] * 6)
+        # Exactly at the limit still fits.
+        self.check(new=3584, ram=4096, reserved=512)
+        # Unknown ASID slots leave memory as the only bound.
+        self.check(existing=[16] * 100, new=16, max_guests=None)
+
+    def test_asid_slots(self):
+        self.check(existing=[2064] * 14)
+        e = self.assertRaises(exception.SevHostLimitReached, self.check,
+                              existing=[2064] * 15)
+        self.assertIn('SEV host limit on cmp1: all 15 ASID slots (libvirt '
+                      'maxGuests) are in use', e.message)
+        self.assertIn('instance inst-1', e.message)
+        self.assertRaises(exception.SevHostLimitReached, self.check,
+                          max_guests=0)
+
+    def test_pinned_memory(self):
+        e = self.assertRaises(exception.SevHostLimitReached, self.check,
+                              existing=[2064], ram=4096, reserved=512)
+        self.assertIn('SEV guests would pin 4128 MiB > 3584 MiB (host RAM '
+                      '4096 MiB - reserved_host_memory_mb 512)', e.message)
+        self.assertIn('nova-sev plan-memory', e.message)
+
+    def test_limit_comes_first(self):
+        # Nova keeps 255 characters of a fault, after its own prefix.
+        e = self.assertRaises(exception.SevHostLimitReached, self.check,
+                              existing=[2064] * 15)
+        self.assertLess(e.message.index('ASID'), 60)
