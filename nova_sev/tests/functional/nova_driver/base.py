@@ -180,9 +180,10 @@ class SevServersTestBase(base.ServersTestBase):
         self.host_features = dict(self.host_features)
         self.host_features[hostname] = (sev_features(max_guests) if sev
                                         else NO_SEV_FEATURES)
+        # Nova's fake getInfo() returns kB_mem where libvirt returns MiB.
         host_info = fakelibvirt.HostInfo(
             cpu_nodes=1, cpu_sockets=1, cpu_cores=4, cpu_threads=2,
-            kB_mem=mem_gib * 1024 * 1024)
+            kB_mem=mem_gib * 1024)
         return self.start_compute(hostname, host_info=host_info)
 
     # -- looking at what happened ------------------------------------------

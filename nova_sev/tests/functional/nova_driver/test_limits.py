@@ -13,6 +13,11 @@ class TestSevLimits(base.SevServersTestBase):
     def test_asid_slots_and_pinned_memory(self):
         # Placement may overcommit RAM; pinned SEV memory may not be.
         self.flags(ram_allocation_ratio=1.5, reserved_host_memory_mb=512)
+        # Free RAM decides, not past build failures: sev-small (32 GiB) is
+        # always tried first.
+        self.flags(ram_weight_multiplier=1000.0,
+                   build_failure_weight_multiplier=0.0,
+                   group='filter_scheduler')
         self.start_sev_compute('sev-small', max_guests=1, mem_gib=32)
         self.start_sev_compute('sev-mem', mem_gib=4)
 
@@ -28,10 +33,14 @@ class TestSevLimits(base.SevServersTestBase):
         self.assertIn('SEV host limit on sev-small: all 1 ASID slots '
                       '(libvirt maxGuests) are in use',
                       self.stdlog.logger.output)
-        # Left to the scheduler, it lands where there is room (a refusal
-        # on sev-small reschedules).
+        # Left to the scheduler: tried on sev-small first, refused there,
+        # rescheduled to sev-mem.
+        refusals = self.stdlog.logger.output.count(
+            'SEV host limit on sev-small')
         third = self.boot('sev-trait')
         self.assertEqual('sev-mem', self.host_of(third))
+        self.assertGreater(self.stdlog.logger.output.count(
+            'SEV host limit on sev-small'), refusals)
 
         # 2 x (2048 + 16) MiB pinned > 4096 - 512 MiB: with no other host
         # allowed, the build fails on the memory limit.
