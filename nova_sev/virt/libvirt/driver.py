@@ -305,10 +305,19 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             share_info=share_info)
 
     def _get_guest_xml(self, context, instance, network_info, disk_info,
-                       image_meta, *args, **kwargs):
-        xml = super()._get_guest_xml(context, instance, network_info,
-                                     disk_info, image_meta, *args, **kwargs)
+                       image_meta, rescue=None, block_device_info=None,
+                       mdevs=None, accel_info=None, share_info=None,
+                       old_guest=None):
+        xml = super()._get_guest_xml(
+            context, instance, network_info, disk_info, image_meta,
+            rescue=rescue, block_device_info=block_device_info, mdevs=mdevs,
+            accel_info=accel_info, share_info=share_info,
+            old_guest=old_guest)
         mode = sev_mode(instance.flavor, image_meta)
+        if mode is SevMode.NONE and rescue:
+            # A rescue image need not ask for SEV: the instance's own
+            # request still holds for the guest that runs its disks.
+            mode = sev_mode(instance.flavor, instance.image_meta)
         if mode is SevMode.NONE:
             return xml
         # Fail closed: an SEV guest is never defined without the plan.

@@ -249,3 +249,23 @@ class DriverGlueTestCase(testtools.TestCase):
         self.assertRaises(
             nova_exception.InvalidInput, bare_driver()._sev_plan,
             make_instance(SEV_FLAVOR), ide, SevMode.SEV)
+
+    @mock.patch.object(driver.designer, 'apply_guest_plan',
+                       return_value='<domain sev/>')
+    @mock.patch.object(nova_driver.LibvirtDriver, '_get_guest_xml',
+                       return_value='<domain/>')
+    def test_guest_xml_sev_also_when_rescued(self, mock_super, mock_apply):
+        objects.register_all()
+        drv = bare_driver()
+        drv._sev_plan = mock.Mock(return_value=make_plan())
+        rescue_image = objects.ImageMeta.from_dict({'properties': {}})
+        sev_image = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
+        plain = make_instance()
+        self.assertEqual('<domain/>', drv._get_guest_xml(
+            None, plain, [], {}, rescue_image, rescue={'x': 1}))
+        mock_apply.assert_not_called()
+        # The image asked for SEV; the rescue image does not: still SEV.
+        sev = make_instance(image_props=sev_image)
+        self.assertEqual('<domain sev/>', drv._get_guest_xml(
+            None, sev, [], {}, rescue_image, rescue={'x': 1}))
+        drv._sev_plan.assert_called_once_with(sev, rescue_image, SevMode.SEV)
