@@ -176,7 +176,7 @@ class SevServersTestBase(base.ServersTestBase):
         return conn
 
     def start_sev_compute(self, hostname, sev=True, max_guests=15,
-                          mem_gib=16):
+                          mem_gib=16, pci_info=None):
         self.host_features = dict(self.host_features)
         self.host_features[hostname] = (sev_features(max_guests) if sev
                                         else NO_SEV_FEATURES)
@@ -184,7 +184,8 @@ class SevServersTestBase(base.ServersTestBase):
         host_info = fakelibvirt.HostInfo(
             cpu_nodes=1, cpu_sockets=1, cpu_cores=4, cpu_threads=2,
             kB_mem=mem_gib * 1024)
-        return self.start_compute(hostname, host_info=host_info)
+        return self.start_compute(hostname, host_info=host_info,
+                                  pci_info=pci_info)
 
     # -- looking at what happened ------------------------------------------
 
