@@ -46,13 +46,14 @@ NO_SEV_FEATURES = (fakelibvirt.virConnect.
                    _domain_capability_features_with_SEV_unsupported)
 
 
-def sev_features(max_guests: int = 15) -> str:
+def sev_features(max_guests: int = 15, max_es_guests: int = 0) -> str:
     """A fake libvirt ``<features>`` block of an SEV host."""
     return "  <features>\n    <gic supported='no'/>\n%s\n  </features>" % (
         sev_host.SEV_FEATURE % {
             'cbitpos': CBITPOS, 'reduced': 1,
             'max': '\n      <maxGuests>%d</maxGuests>\n      '
-                   '<maxESGuests>0</maxESGuests>' % max_guests})
+                   '<maxESGuests>%d</maxESGuests>' % (max_guests,
+                                                      max_es_guests)})
 
 
 def virtio_devices(root):
@@ -100,14 +101,14 @@ class SevServersTestBase(base.ServersTestBase):
                          utils.concurrency_mode_threading())
         self.libvirt.amd_sev.sev = True
         tmp = self.useFixture(fixtures.TempDir()).path
-        params = os.path.join(tmp, 'kvm_amd')
-        sev_host.write_kvm_amd_params(params, sev='1', sev_es='0')
-        firmware = os.path.join(tmp, 'firmware')
-        os.makedirs(firmware)
-        with open(os.path.join(firmware, '60-ovmf-sev.json'), 'w') as f:
-            json.dump(SEV_DESCRIPTOR, f)
-        self.flags(kvm_amd_parameters_dir=params,
-                   firmware_descriptor_dirs=[firmware], group='sev')
+        self.kvm_amd_params = os.path.join(tmp, 'kvm_amd')
+        sev_host.write_kvm_amd_params(self.kvm_amd_params, sev='1',
+                                      sev_es='0')
+        self.firmware_dir = os.path.join(tmp, 'firmware')
+        os.makedirs(self.firmware_dir)
+        self.write_descriptor('60-ovmf-sev.json', SEV_DESCRIPTOR)
+        self.flags(kvm_amd_parameters_dir=self.kvm_amd_params,
+                   firmware_descriptor_dirs=[self.firmware_dir], group='sev')
 
         self.defined: list[tuple[str, str]] = []
         define = fakelibvirt.Connection.defineXML
@@ -155,10 +156,17 @@ class SevServersTestBase(base.ServersTestBase):
             'mem-encryption': self._create_flavor(
                 name='mem-encryption', memory_mb=2048,
                 extra_spec={'hw:mem_encryption': 'true'}),
+            'sev-es': self._create_flavor(
+                name='sev-es', memory_mb=2048,
+                extra_spec={'trait:HW_CPU_X86_AMD_SEV_ES': 'required'}),
             'sev-large': self._create_flavor(
                 name='sev-large', memory_mb=4096,
                 extra_spec={'trait:HW_CPU_X86_AMD_SEV': 'required'}),
         }
+
+    def write_descriptor(self, name, descriptor):
+        with open(os.path.join(self.firmware_dir, name), 'w') as f:
+            json.dump(descriptor, f)
 
     def _setup_compute_service(self):
         # The operator's way (see nova-sev-compute): register the driver
@@ -176,10 +184,11 @@ class SevServersTestBase(base.ServersTestBase):
         return conn
 
     def start_sev_compute(self, hostname, sev=True, max_guests=15,
-                          mem_gib=16, pci_info=None):
+                          mem_gib=16, pci_info=None, max_es_guests=0):
         self.host_features = dict(self.host_features)
-        self.host_features[hostname] = (sev_features(max_guests) if sev
-                                        else NO_SEV_FEATURES)
+        self.host_features[hostname] = (
+            sev_features(max_guests, max_es_guests) if sev
+            else NO_SEV_FEATURES)
         # Nova's fake getInfo() returns kB_mem where libvirt returns MiB.
         host_info = fakelibvirt.HostInfo(
             cpu_nodes=1, cpu_sockets=1, cpu_cores=4, cpu_threads=2,
@@ -189,15 +198,16 @@ class SevServersTestBase(base.ServersTestBase):
 
     # -- looking at what happened ------------------------------------------
 
-    def assertSevDomain(self, root, memory_mb=2048, buses=('scsi',)):
+    def assertSevDomain(self, root, memory_mb=2048, buses=('scsi',),
+                        policy=0x33, loader=OVMF_CODE):
         lsec = root.findall('launchSecurity')
         self.assertEqual(1, len(lsec), 'exactly one <launchSecurity>')
         self.assertEqual('sev', lsec[0].get('type'))
         self.assertEqual(str(CBITPOS), lsec[0].findtext('cbitpos'))
         self.assertEqual('1', lsec[0].findtext('reducedPhysBits'))
-        self.assertEqual(0x33, int(lsec[0].findtext('policy'), 16))
+        self.assertEqual(policy, int(lsec[0].findtext('policy'), 16))
         self.assertIn('q35', root.find('os/type').get('machine'))
-        self.assertEqual(OVMF_CODE, root.findtext('os/loader'))
+        self.assertEqual(loader, root.findtext('os/loader'))
         self.assertEqual(OVMF_VARS,
                          root.find('os/nvram').get('template'))
         devices = virtio_devices(root)

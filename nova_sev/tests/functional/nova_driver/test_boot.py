@@ -2,14 +2,18 @@
 the domain handed to libvirt, and the traits in placement.
 """
 
+import copy
+
 from lxml import etree
 from nova.tests import fixtures as nova_fixtures
 import os_resource_classes as orc
 import os_traits
 
+from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import base
 
 SEV_TRAITS = {os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV}
+OVMF_ES = '/usr/share/OVMF/OVMF_CODE_4M.sev-es.fd'
 
 
 class TestSevBoot(base.SevServersTestBase):
@@ -82,3 +86,19 @@ class TestSevBoot(base.SevServersTestBase):
                   if uuid == virtio['id']]
         self.assertEqual('virtio', disk.find('target').get('bus'))
         self.assertEqual('on', disk.find('driver').get('iommu'))
+
+    def test_sev_es(self):
+        # A host whose kernel, libvirt and OVMF also do SEV-ES.
+        sev_host.write_kvm_amd_params(self.kvm_amd_params, sev='1',
+                                      sev_es='1')
+        descriptor = copy.deepcopy(base.SEV_DESCRIPTOR)
+        descriptor['features'].append('amd-sev-es')
+        descriptor['mapping']['executable']['filename'] = OVMF_ES
+        self.write_descriptor('50-ovmf-sev-es.json', descriptor)
+        self.start_sev_compute('sev-es', max_es_guests=15)
+        self.assertEqual(SEV_TRAITS | {os_traits.HW_CPU_X86_AMD_SEV_ES},
+                         (SEV_TRAITS | {os_traits.HW_CPU_X86_AMD_SEV_ES}) &
+                         self.root_traits('sev-es'))
+        server = self.boot('sev-es')
+        root = self.last_domain(server)[1]
+        self.assertSevDomain(root, policy=0x37, loader=OVMF_ES)
