@@ -44,7 +44,8 @@ LOG = logging.getLogger(__name__)
 NOVA_VIRT_NAME = 'sev_libvirt'
 COMPUTE_DRIVER = NOVA_VIRT_NAME + '.SevLibvirtDriver'
 
-# Refusals that another host may not make: the scheduler should try one.
+# Refusals that come from this host (its hardware, software or [sev]
+# options): another host may accept the guest, so Nova should reschedule.
 _HOST_REFUSALS = (exception.SevHostNotCapable, exception.SevESNotUsable,
                   exception.SevFirmwareNotFound, exception.InvalidSevPolicy)
 
@@ -121,17 +122,6 @@ def as_nova_exception(e: exception.NovaSevException,
     return nova_exception.InvalidInput(reason=e.message)
 
 
-class SevVIFDriver(libvirt_vif.LibvirtGenericVIFDriver):
-    """Nova's VIF driver, giving the interfaces of SEV guests ``iommu``."""
-
-    def get_config(self, instance, vif, image_meta, flavor, virt_type):
-        conf = super().get_config(instance, vif, image_meta, flavor,
-                                  virt_type)
-        if sev_mode(flavor, image_meta) is not SevMode.NONE:
-            with_iommu(conf)
-        return conf
-
-
 def sev_mode(flavor: 'objects.Flavor',
              image_meta: 'objects.ImageMeta') -> SevMode:
     """What the flavor and image ask for; a conflict between them is an
@@ -142,6 +132,17 @@ def sev_mode(flavor: 'objects.Flavor',
                                      image_properties(image_meta))
     except exception.SevGuestRefused as e:
         raise as_nova_exception(e)
+
+
+class SevVIFDriver(libvirt_vif.LibvirtGenericVIFDriver):
+    """Nova's VIF driver, giving the interfaces of SEV guests ``iommu``."""
+
+    def get_config(self, instance, vif, image_meta, flavor, virt_type):
+        conf = super().get_config(instance, vif, image_meta, flavor,
+                                  virt_type)
+        if sev_mode(flavor, image_meta) is not SevMode.NONE:
+            with_iommu(conf)
+        return conf
 
 
 class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
