@@ -254,7 +254,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             admission.check_admission(
                 instance.uuid, instance.host, plan.pinned_memory_mb,
                 existing, self._host.get_memory_mb_total(),
-                CONF.reserved_host_memory_mb,
+                CONF.reserved_host_memory_mb, firmware_mb,
                 self.sev_capabilities.max_guests)
         except exception.SevHostLimitReached as e:
             LOG.warning('%s', e.message, instance=instance)

@@ -42,12 +42,12 @@ class TestSevLimits(base.SevServersTestBase):
         self.assertGreater(self.stdlog.logger.output.count(
             'SEV host limit on sev-small'), refusals)
 
-        # 2 x (2048 + 16) MiB pinned > 4096 - 512 MiB: with no other host
+        # 2 x 2048 MiB of pinned RAM > 4096 - 512 MiB: with no other host
         # allowed, the build fails on the memory limit.
         fourth = self.boot('sev-trait', host='sev-mem',
                            expected_state='ERROR')
-        self.assertIn('SEV host limit on sev-mem: SEV guests would pin 4128 '
-                      'MiB > 3584 MiB (host RAM 4096 MiB - '
+        self.assertIn('SEV host limit on sev-mem: SEV guests would pin 4096 '
+                      'MiB of RAM and video > 3584 MiB (host RAM 4096 MiB - '
                       'reserved_host_memory_mb 512)',
                       self.stdlog.logger.output)
         self.assertIn('fault', fourth)

@@ -2,22 +2,23 @@ import testtools
 
 from nova_sev import exception
 from nova_sev.virt import admission
+from nova_sev.virt import memory_plan
 
 
 class CheckAdmissionTestCase(testtools.TestCase):
 
     def check(self, new=2064, existing=(), ram=65536, reserved=512,
-              max_guests=15):
+              max_guests=15, firmware=16):
         admission.check_admission('inst-1', 'cmp1', new, list(existing),
-                                  ram, reserved, max_guests)
+                                  ram, reserved, firmware, max_guests)
 
     def test_fits(self):
         self.check()
         self.check(existing=[2064] * 6)
         # Exactly at the limit still fits.
-        self.check(new=3584, ram=4096, reserved=512)
+        self.check(new=3584 + 16, ram=4096, reserved=512)
         # Unknown ASID slots leave memory as the only bound.
-        self.check(existing=[16] * 100, new=16, max_guests=None)
+        self.check(existing=[17] * 31, new=17, max_guests=None)
 
     def test_asid_slots(self):
         self.check(existing=[2064] * 14)
@@ -32,9 +33,30 @@ class CheckAdmissionTestCase(testtools.TestCase):
     def test_pinned_memory(self):
         e = self.assertRaises(exception.SevHostLimitReached, self.check,
                               existing=[2064], ram=4096, reserved=512)
-        self.assertIn('SEV guests would pin 4128 MiB > 3584 MiB (host RAM '
-                      '4096 MiB - reserved_host_memory_mb 512)', e.message)
+        self.assertIn('SEV guests would pin 4096 MiB of RAM and video > '
+                      '3584 MiB (host RAM 4096 MiB - reserved_host_memory_mb '
+                      '512)', e.message)
         self.assertIn('nova-sev plan-memory', e.message)
+
+    def test_firmware_regions_need_the_reservation(self):
+        self.check(existing=[17] * 31, new=17, reserved=512, max_guests=None)
+        e = self.assertRaises(exception.SevHostLimitReached, self.check,
+                              existing=[17] * 32, new=17, reserved=512,
+                              max_guests=None)
+        self.assertIn('firmware regions of 33 SEV guests (33 x 16 MiB) '
+                      'exceed reserved_host_memory_mb 512', e.message)
+
+    def test_agrees_with_plan_memory(self):
+        # The host plan-memory sizes: 3 guests of 4096 MiB, R=100.
+        plan = memory_plan.plan_memory(12436, 4096, host_os_reserved_mb=100)
+        self.assertEqual(3, plan.max_guests)
+        reserved = plan.reserved_host_memory_mb
+        self.check(new=plan.pinned_mb, existing=[plan.pinned_mb] * 2,
+                   ram=12436, reserved=reserved)
+        self.assertRaises(exception.SevHostLimitReached, self.check,
+                          new=plan.pinned_mb,
+                          existing=[plan.pinned_mb] * 3, ram=12436,
+                          reserved=reserved)
 
     def test_limit_comes_first(self):
         # Nova keeps 255 characters of a fault, after its own prefix.
