@@ -268,13 +268,20 @@ def _set_firmware(root: etree._Element, plan: gp.GuestPlan) -> None:
     index = list(os_node).index(os_node.find('type')) + 1
     os_node.insert(index, loader)
     os_node.insert(index + 1, nvram)
-    # libvirt: "UEFI requires ACPI on this architecture".
+
+
+def _set_features(root: etree._Element) -> None:
     features = root.find('features')
     if features is None:
         features = etree.Element('features')
-        os_node.addnext(features)
+        root.find('os').addnext(features)
+    # libvirt: "UEFI requires ACPI on this architecture".
     if features.find('acpi') is None:
         features.insert(0, etree.Element('acpi'))
+    # The vmcoreinfo device needs DMA between guest and host, which
+    # encrypted guest memory forbids; Nova leaves it out for the same reason.
+    for node in features.findall('vmcoreinfo'):
+        features.remove(node)
 
 
 def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
@@ -427,6 +434,7 @@ def _apply(root: etree._Element, plan: gp.GuestPlan) -> str:
         devices = etree.SubElement(root, 'devices')
     _set_machine(root, plan)
     _set_firmware(root, plan)
+    _set_features(root)
     if root.find('memory') is None:
         raise exception.InvalidLibvirtXML(what='domain',
                                           reason='no <memory> element')

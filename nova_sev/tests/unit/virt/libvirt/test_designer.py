@@ -149,8 +149,14 @@ class TestApplyGuestPlan(testtools.TestCase):
                          [c.tag for c in root.find('os')])
         self.assertEqual('features', root.find('os').getnext().tag)
         root = apply(nova_domain())
-        self.assertEqual(['acpi', 'apic', 'vmcoreinfo'],
+        self.assertEqual(['acpi', 'apic'],
                          [c.tag for c in root.find('features')])
+
+    def test_vmcoreinfo_removed(self):
+        # vmcoreinfo needs DMA into guest memory: Nova drops it for
+        # hw:mem_encryption guests, the designer for every SEV guest.
+        self.assertIn('<vmcoreinfo', nova_domain())
+        self.assertIsNone(apply(nova_domain()).find('features/vmcoreinfo'))
 
     def test_firmware_replaces_existing(self):
         xml = nova_domain().replace(
