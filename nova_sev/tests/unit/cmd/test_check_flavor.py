@@ -1,35 +1,27 @@
-import io
 import json
 import os
 
-import fixtures
 import testtools
 
 from nova_sev.cmd import check_flavor
 from nova_sev.cmd import common
-from nova_sev.cmd import sev
 from nova_sev import exception
+from nova_sev.tests.unit.cmd import base
 
 
-class CheckFlavorCommandTestCase(testtools.TestCase):
+class CheckFlavorCommandTestCase(base.CommandTestCase):
     """``nova-sev check-flavor`` as an admin runs it."""
+
+    command = 'check-flavor'
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.stdout = self.useFixture(
-            fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
-        self.stderr = self.useFixture(
-            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
 
     def _file(self, name, data):
-        path = os.path.join(self.tmp, name)
-        with open(path, 'w') as f:
-            f.write(data if isinstance(data, str) else json.dumps(data))
-        return path
+        return self.write_file(name, data)
 
     def _run(self, *args):
-        return sev.main(['check-flavor'] + list(args))
+        return self.run_command(*args)
 
     def test_working_flavor_text(self):
         rc = self._run('--extra-spec', 'trait:HW_CPU_X86_AMD_SEV=required')

@@ -1,15 +1,13 @@
 """``nova-sev guest-xml``: exit codes, messages and output, on files."""
 
-import io
 import json
 import os
 
-import fixtures
 from lxml import etree
-import testtools
 
 from nova_sev.cmd import sev
 from nova_sev.tests.fixtures import sev_host
+from nova_sev.tests.unit.cmd import base
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', 'data')
 SEV_TRAIT = 'trait:HW_CPU_X86_AMD_SEV=required'
@@ -28,15 +26,15 @@ def descriptor_json(features):
         'features': list(features)})
 
 
-class GuestXmlCommandTestCase(testtools.TestCase):
+class GuestXmlCommandTestCase(base.CommandTestCase):
+
+    command = 'guest-xml'
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
         self.params = os.path.join(self.tmp, 'parameters')
         sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0')
         self.fw_dir = os.path.join(self.tmp, 'firmware')
-        os.makedirs(self.fw_dir)
         self._write('firmware/60-edk2-x86_64.json',
                     descriptor_json(['acpi-s3', 'amd-sev']))
         self.domcaps = self._write('domcaps.xml', sev_host.domcaps_xml())
@@ -44,16 +42,9 @@ class GuestXmlCommandTestCase(testtools.TestCase):
             self.domain_text = f.read()
         self.domain = self._write('domain.xml', self.domain_text)
         self.conf = self._conf()
-        self.stdout = self.useFixture(
-            fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
-        self.stderr = self.useFixture(
-            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
 
     def _write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, 'w') as f:
-            f.write(text)
-        return path
+        return self.write_file(name, text)
 
     def _conf(self, sev_lines='', libvirt_lines=''):
         return self._write('nova.conf', '[sev]\nfirmware_descriptor_dirs = '

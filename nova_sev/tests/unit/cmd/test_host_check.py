@@ -1,35 +1,25 @@
-import io
 import json
 import os
 
-import fixtures
-import testtools
-
-from nova_sev.cmd import sev
 from nova_sev.tests.fixtures import sev_host
+from nova_sev.tests.unit.cmd import base
 
 
-class HostCheckCommandTestCase(testtools.TestCase):
+class HostCheckCommandTestCase(base.CommandTestCase):
     """``nova-sev host-check --domcaps`` on files, as an operator runs it."""
+
+    command = 'host-check'
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
         self.params = os.path.join(self.tmp, 'parameters')
         sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0')
-        self.stdout = self.useFixture(
-            fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
-        self.stderr = self.useFixture(
-            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
 
     def _domcaps(self, text):
-        path = os.path.join(self.tmp, 'domcaps.xml')
-        with open(path, 'w') as f:
-            f.write(text)
-        return path
+        return self.write_file('domcaps.xml', text)
 
     def _run(self, *args):
-        return sev.main(['host-check'] + list(args))
+        return self.run_command(*args)
 
     def test_usable_json(self):
         rc = self._run('--domcaps', self._domcaps(sev_host.domcaps_xml()),

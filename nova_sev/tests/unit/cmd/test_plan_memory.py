@@ -1,25 +1,18 @@
-import io
 import json
 
-import fixtures
-import testtools
-
-from nova_sev.cmd import sev
+from nova_sev.tests.unit.cmd import base
 
 
-class PlanMemoryCommandTestCase(testtools.TestCase):
+class PlanMemoryCommandTestCase(base.CommandTestCase):
     """``nova-sev plan-memory`` as an operator runs it."""
+
+    command = 'plan-memory'
 
     def setUp(self):
         super().setUp()
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.stdout = self.useFixture(
-            fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
-        self.stderr = self.useFixture(
-            fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
 
     def _run(self, *args):
-        return sev.main(['plan-memory'] + list(args))
+        return self.run_command(*args)
 
     def test_spec_example_json(self):
         rc = self._run('--host-ram-mb', '262144', '--flavor-ram-mb', '4096',
