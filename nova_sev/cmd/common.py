@@ -89,8 +89,11 @@ def _read_domcaps_file(path: str, kvm_amd_dir: str) -> HostReading:
     return HostReading(caps, path, {})
 
 
-def _read_connection(uri: str, kvm_amd_dir: str) -> HostReading:
-    conn = connection.open_connection(uri)
+def _read_connection(uri: str | None, kvm_amd_dir: str) -> HostReading:
+    if uri:
+        conn = connection.open_connection(uri)
+    else:
+        conn, uri = connection.open_default_connection()
     try:
         # Firmware descriptors on this machine describe only this machine.
         firmware_dirs = (CONF.sev.firmware_descriptor_dirs
@@ -112,8 +115,7 @@ def read_host(args: argparse.Namespace) -> HostReading:
     params_dir = kvm_amd_dir(args)
     if args.domcaps:
         return _read_domcaps_file(args.domcaps, params_dir)
-    return _read_connection(args.connection or connection.default_uri(),
-                            params_dir)
+    return _read_connection(args.connection, params_dir)
 
 
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,11 @@ daemon. Inside nova-compute, Nova's own connection is used instead.
 import os
 import urllib.parse
 
+from oslo_log import log as logging
+
 from nova_sev import exception
+
+LOG = logging.getLogger(__name__)
 
 DAEMON_SOCKETS = ('/run/libvirt/virtqemud-sock', '/run/libvirt/libvirt-sock',
                   '/var/run/libvirt/libvirt-sock')
@@ -23,13 +27,18 @@ def default_embed_root() -> str:
     return os.path.join(base, 'nova-sev', 'libvirt-embed')
 
 
+def embedded_uri() -> str:
+    """The embedded QEMU driver's URI, rooted in ``default_embed_root()``."""
+    return 'qemu:///embed?root=' + default_embed_root()
+
+
 def default_uri(sockets: tuple[str, ...] = DAEMON_SOCKETS) -> str:
     """``qemu:///system`` where a libvirt daemon listens, else the embedded
     QEMU driver.
     """
     if any(os.path.exists(s) for s in sockets):
         return SYSTEM_URI
-    return 'qemu:///embed?root=' + default_embed_root()
+    return embedded_uri()
 
 
 def is_local(uri: str) -> bool:
@@ -89,6 +98,21 @@ def open_connection(uri: str, readonly: bool = False):
             reason='cannot connect to libvirt at %s: %s (is the libvirt '
             'daemon running? use --connection to choose another URI)' % (
                 uri, e.get_error_message() or e))
+
+
+def open_default_connection() -> tuple[object, str]:
+    """A connection to this host's libvirt and its URI: the daemon's
+    ``qemu:///system`` where one answers, else the embedded QEMU driver
+    (a stale socket of a stopped daemon must not stop the host report).
+    """
+    uri = default_uri()
+    if uri == SYSTEM_URI:
+        try:
+            return open_connection(uri), uri
+        except exception.HostCheckFailed as e:
+            LOG.warning('%s; using the embedded QEMU driver instead', e)
+            uri = embedded_uri()
+    return open_connection(uri), uri
 
 
 def version_string(version: int) -> str:
