@@ -26,9 +26,18 @@ if [ ! -x "$venv/bin/python" ]; then
     say "creating virtualenv $venv"
     "$python" -m venv "$venv"
 fi
-pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+log="$venv/setup-env.log"
+# pip's output goes to a log, shown only when pip fails.
+pip() {
+    if ! "$venv/bin/python" -m pip --disable-pip-version-check -q "$@" \
+            >>"$log" 2>&1; then
+        cat "$log" >&2
+        say "pip install failed (log: $log)"
+        return 1
+    fi
+}
 if [ ! -x "$venv/bin/bindep" ]; then
-    pip install 'bindep>=2.11.0' >&2
+    pip install 'bindep>=2.11.0'
 fi
 
 # 2. Distribution packages (bindep.txt). bindep exits 1 when some are missing.
@@ -51,8 +60,8 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
     say "installing Python packages into $venv"
     args=(-r "$top/requirements.txt")
     [ -n "$profile" ] && args+=(-r "$top/test-requirements.txt")
-    pip install "${args[@]}" >&2
-    pip install --no-deps -e "$top" >&2
+    pip install "${args[@]}"
+    pip install --no-deps -e "$top"
     echo "$stamp_want" > "$stamp_file"
 fi
 say "ready: $venv"
