@@ -44,11 +44,6 @@ LOG = logging.getLogger(__name__)
 NOVA_VIRT_NAME = 'sev_libvirt'
 COMPUTE_DRIVER = NOVA_VIRT_NAME + '.SevLibvirtDriver'
 
-# Refusals that come from this host (its hardware, software or [sev]
-# options): another host may accept the guest, so Nova should reschedule.
-_HOST_REFUSALS = (exception.SevHostNotCapable, exception.SevESNotUsable,
-                  exception.SevFirmwareNotFound, exception.InvalidSevPolicy)
-
 
 def register() -> str:
     """Make this module importable as ``nova.virt.sev_libvirt``, the name
@@ -190,7 +185,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                   host_devices: tuple[str, ...] = ()
                   ) -> guest_plan.GuestPlan:
         """The guest plan of an SEV instance, or the Nova exception that
-        refuses it (rescheduling when another host may do better).
+        aborts its build with the reason.
         """
         props = image_properties(image_meta)
         facts = guest_plan.guest_facts(
@@ -201,13 +196,14 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             return guest_plan.make_guest_plan(
                 mode, self.sev_capabilities, facts, self._sev_options)
         except exception.SevGuestRefused as e:
-            machine_conf = (isinstance(e, exception.SevMachineTypeNotSupported)
-                            and e.kwargs.get('source') ==
-                            hardware.CONF_MACHINE_TYPE)
+            # Aborted, not rescheduled, even where the reason is this host's
+            # (its SEV state changed since placement saw its traits): once
+            # Nova runs out of alternates its fault would only say
+            # "Exceeded maximum number of retries", and the user must read
+            # why the SEV guest was refused.
             LOG.warning('Refusing SEV guest: %s', e.message,
                         instance=instance)
-            raise as_nova_exception(
-                e, reschedule=isinstance(e, _HOST_REFUSALS) or machine_conf)
+            raise as_nova_exception(e)
 
     def _sev_prepare(self, context, instance, image_meta, network_info,
                      new_guest: bool) -> SevMode:

@@ -1,6 +1,6 @@
-"""Host limits and failing closed: an SEV guest that does not fit, or a
-host that cannot give SEV, makes Nova try another host; with none left the
-instance ends in ERROR saying why, and no domain is defined for it.
+"""Host limits and failing closed: an SEV guest that does not fit makes
+Nova try another host; a host that cannot give SEV aborts the build with
+the reason as the fault. Either way no domain is defined for it.
 """
 
 import os_traits
@@ -64,9 +64,10 @@ class TestSevLimits(base.SevServersTestBase):
         compute.driver._handle_conn_event(True, None)
 
         server = self.boot('sev-trait', expected_state='ERROR')
+        # The user reads why: the build is aborted with the reason.
         self.assertIn('but this host cannot run SEV guests: libvirt domain '
-                      'capabilities report no SEV', self.stdlog.logger.output)
-        self.assertIn('fault', server)
+                      'capabilities report no SEV', server['fault']['message'])
+        self.assertIn('aborted', server['fault']['message'])
         self.assertEqual([], self.domain_xmls(server))
 
         self._run_periodics()

@@ -236,11 +236,13 @@ class DriverGlueTestCase(testtools.TestCase):
             None, new_guest=True))
         self.assertEqual(before, plain.system_metadata)
 
-    def test_plan_refusals_reschedule_only_for_host_reasons(self):
+    def test_plan_refusals_abort_with_their_reason(self):
+        # Even a host reason aborts: a reschedule that runs out of hosts
+        # would leave only Nova's "Exceeded maximum number of retries".
         objects.register_all()
         image_meta = objects.ImageMeta.from_dict({'properties': {}})
         e = self.assertRaises(
-            nova_exception.ComputeResourcesUnavailable,
+            nova_exception.InvalidInput,
             bare_driver(NO_SEV_CAPS)._sev_plan, make_instance(SEV_FLAVOR),
             image_meta, SevMode.SEV)
         self.assertIn('this host cannot run SEV guests', str(e))
