@@ -206,7 +206,8 @@ def run(args) -> int:
                            '--extra-spec, --image-property, --flavor-json '
                            'or --image-json')
     check = flavor_check.check_flavor(
-        specs, props, ram_mb, guest_plan.options_from_conf(CONF))
+        specs, props, ram_mb, guest_plan.options_from_conf(CONF),
+        common.conf_machine_types(args.config_file))
     report = report_dict(check, specs, props, flavor, image, ram_mb)
     if args.format == 'json':
         common.print_json(report)

@@ -144,6 +144,26 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, str]:
     return result
 
 
+def conf_machine_types(config_files: list[str]) -> list[str] | None:
+    """``[libvirt]hw_machine_type`` of the configuration files.
+
+    Read into a private ConfigOpts: registering Nova's option on the global
+    CONF would clash with Nova's own registration of it.
+    """
+    local = cfg.ConfigOpts()
+    local.register_opt(cfg.ListOpt('hw_machine_type'), group='libvirt')
+    args = []
+    for path in config_files:
+        args += ['--config-file', path]
+    try:
+        local(args, project='nova-sev', default_config_files=[],
+              default_config_dirs=[])
+        return local.libvirt.hw_machine_type
+    except (cfg.Error, OSError) as e:
+        raise exception.InvalidInput(
+            reason='cannot read [libvirt]hw_machine_type: %s' % e)
+
+
 def load_config(config_files: list[str], debug: bool = False) -> None:
     """Load ``config_files`` into CONF and set up oslo.log on stderr."""
     global _logging_registered

@@ -12,8 +12,6 @@ input could not be read.
 import argparse
 import sys
 
-from oslo_config import cfg
-
 from nova_sev.cmd import common
 from nova_sev import exception
 from nova_sev.virt import hardware
@@ -50,26 +48,6 @@ def _read_domain(path: str) -> str:
                                      % (path, e))
 
 
-def conf_machine_types(config_files: list[str]) -> list[str] | None:
-    """``[libvirt]hw_machine_type`` of the configuration files.
-
-    Read into a private ConfigOpts: registering Nova's option on the global
-    CONF would clash with Nova's own registration of it.
-    """
-    local = cfg.ConfigOpts()
-    local.register_opt(cfg.ListOpt('hw_machine_type'), group='libvirt')
-    args = []
-    for path in config_files:
-        args += ['--config-file', path]
-    try:
-        local(args, project='nova-sev', default_config_files=[],
-              default_config_dirs=[])
-        return local.libvirt.hw_machine_type
-    except (cfg.Error, OSError) as e:
-        raise exception.InvalidInput(
-            reason='cannot read [libvirt]hw_machine_type: %s' % e)
-
-
 def _capabilities(args) -> tuple[host.SevHostCapabilities,
                                  list[fw.FirmwareDescriptor]]:
     """The host capabilities the way ``host-check`` gets them, and the
@@ -98,7 +76,7 @@ def run(args) -> int:
     domain_xml = _read_domain(args.domain)
     # Malformed input is exit 2 whether or not SEV is requested.
     designer.domain_facts(domain_xml)
-    machine_types = conf_machine_types(args.config_file)
+    machine_types = common.conf_machine_types(args.config_file)
     try:
         if hardware.get_sev_mode(extra_specs,
                                  image_props) is hardware.SevMode.NONE:

@@ -414,7 +414,8 @@ def advice(mode: SevMode, extra_specs: Mapping[str, Any],
 
 def check_flavor(extra_specs: Mapping[str, Any],
                  image_props: Mapping[str, Any], ram_mb: int = 0,
-                 options: guest_plan.SevGuestOptions | None = None
+                 options: guest_plan.SevGuestOptions | None = None,
+                 conf_machine_types: list[str] | None = None
                  ) -> FlavorCheck:
     """Whether a flavor's extra specs and an image's properties give a
     working SEV guest, with every problem found and its fix.
@@ -422,7 +423,8 @@ def check_flavor(extra_specs: Mapping[str, Any],
     Misspellings are reported and then read as meant, so that the rules
     behind them are checked too; the request and guest rules are those of
     ``hardware`` and ``guest_plan``. A pair that asks for no SEV at all
-    is an error: it gives no SEV guest.
+    is an error: it gives no SEV guest. ``conf_machine_types`` is Nova's
+    ``[libvirt]hw_machine_type``, which applies where the image sets none.
     """
     options = options or guest_plan.SevGuestOptions()
     f_findings, specs = lint_properties(FLAVOR, extra_specs or {})
@@ -439,7 +441,8 @@ def check_flavor(extra_specs: Mapping[str, Any],
             os_traits.HW_CPU_X86_AMD_SEV, FLAVOR))
         return FlavorCheck(mode, tuple(findings))
     try:
-        facts = guest_plan.guest_facts(specs, props, ram_mb)
+        facts = guest_plan.guest_facts(specs, props, ram_mb,
+                                       conf_machine_types=conf_machine_types)
     except exception.SevGuestRefused as e:
         findings.append(_finding_of(e))
         return FlavorCheck(mode, tuple(findings))

@@ -114,6 +114,22 @@ class CheckFlavorCommandTestCase(base.CommandTestCase):
                        '--config-file', conf)
         self.assertEqual(0, rc)
 
+    def test_config_machine_type(self):
+        # nova.conf's [libvirt]hw_machine_type applies where the image sets
+        # none; the image's own q35 wins over it.
+        conf = self._file('nova.conf', '[libvirt]\nhw_machine_type = '
+                          'x86_64=pc-i440fx-7.2\n')
+        rc = self._run('--extra-spec', 'trait:HW_CPU_X86_AMD_SEV=required',
+                       '--config-file', conf, '--format', 'json')
+        self.assertEqual(1, rc)
+        self.assertIn('[libvirt]hw_machine_type', self.stdout.getvalue())
+        self.stdout.seek(0)
+        self.stdout.truncate()
+        rc = self._run('--extra-spec', 'trait:HW_CPU_X86_AMD_SEV=required',
+                       '--image-property', 'hw_machine_type=q35',
+                       '--config-file', conf)
+        self.assertEqual(0, rc)
+
     def test_bad_input(self):
         for args, words in (
                 (['--extra-spec', 'novalue'], 'not KEY=VALUE'),
