@@ -70,6 +70,15 @@ def run_worker(uri: str, ops: list[dict], timeout: int = 120) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def run_cli(*argv: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``nova-sev argv`` in its own process, as a user runs it (one embed
+    root per process: the child may open any root).
+    """
+    return subprocess.run(
+        [sys.executable, '-m', 'nova_sev.cmd.sev'] + list(argv),
+        capture_output=True, text=True, timeout=timeout)
+
+
 def probed_template() -> str:
     """A root whose QEMU capability cache is probed; probed at most once
     per machine (and QEMU build), whatever the number of test workers.

@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 
 import fixtures
 from lxml import etree
@@ -249,18 +248,19 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
             self.assertTrue(result['ok'], '%s\n%s' % (result, xml))
         self.assertValid(produced[-1])
 
-    def test_guest_xml_command(self):
+    def _guest_xml(self, uri, *args):
         params = os.path.join(self.tmp, 'parameters')
         sev_host.write_kvm_amd_params(params, sev='1', sev_es='0')
         domain = os.path.join(self.tmp, 'nova.xml')
         with open(domain, 'w', encoding='utf-8') as f:
             f.write(_data('nova-guest-q35.xml'))
-        proc = subprocess.run(
-            [sys.executable, '-m', 'nova_sev.cmd.sev', 'guest-xml',
-             '--domain', domain, '--connection', self.qemu.uri,
-             '--kvm-amd-params', params,
-             '--extra-spec', 'trait:HW_CPU_AMD_SEV=required'],
-            capture_output=True, text=True, timeout=120)
+        return embedded.run_cli('guest-xml', '--domain', domain,
+                                '--connection', uri,
+                                '--kvm-amd-params', params, *args)
+
+    def test_guest_xml_command(self):
+        proc = self._guest_xml(self.qemu.uri, '--extra-spec',
+                               'trait:HW_CPU_AMD_SEV=required')
         self.assertEqual(0, proc.returncode, proc.stderr)
         self.assertIn('SEV guest: policy 0x0033', proc.stderr)
         self.assertValid(proc.stdout)
@@ -268,17 +268,8 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
 
     def test_guest_xml_command_refused_by_host(self):
         plain = self.useFixture(embedded.EmbeddedQemuFixture(sev=False))
-        params = os.path.join(self.tmp, 'parameters')
-        sev_host.write_kvm_amd_params(params, sev='1', sev_es='0')
-        domain = os.path.join(self.tmp, 'nova.xml')
-        with open(domain, 'w', encoding='utf-8') as f:
-            f.write(_data('nova-guest-q35.xml'))
-        proc = subprocess.run(
-            [sys.executable, '-m', 'nova_sev.cmd.sev', 'guest-xml',
-             '--domain', domain, '--connection', plain.uri,
-             '--kvm-amd-params', params,
-             '--image-property', 'hw_mem_encryption=true'],
-            capture_output=True, text=True, timeout=120)
+        proc = self._guest_xml(plain.uri, '--image-property',
+                               'hw_mem_encryption=true')
         self.assertEqual(1, proc.returncode, proc.stderr)
         self.assertEqual('', proc.stdout)
         self.assertEqual(1, len(proc.stderr.strip().splitlines()),

@@ -7,8 +7,6 @@ on an embedded-driver root whose QEMU capabilities were really probed; with
 
 import json
 import os
-import subprocess
-import sys
 
 import fixtures
 import testtools
@@ -25,10 +23,8 @@ class HostCheckRealLibvirtTestCase(testtools.TestCase):
         sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='1')
 
     def _host_check(self, uri, *args):
-        proc = subprocess.run(
-            [sys.executable, '-m', 'nova_sev.cmd.sev', 'host-check',
-             '--connection', uri, '--kvm-amd-params', self.params] +
-            list(args), capture_output=True, text=True, timeout=120)
+        proc = embedded.run_cli('host-check', '--connection', uri,
+                                '--kvm-amd-params', self.params, *args)
         return proc.returncode, proc.stdout, proc.stderr
 
     def test_host_without_sev(self):
@@ -76,10 +72,8 @@ class HostCheckRealLibvirtTestCase(testtools.TestCase):
         path = self.useFixture(fixtures.TempDir()).join('domcaps.xml')
         with open(path, 'w') as f:
             f.write(result['result'])
-        proc = subprocess.run(
-            [sys.executable, '-m', 'nova_sev.cmd.sev', 'host-check',
-             '--domcaps', path, '--kvm-amd-params', self.params],
-            capture_output=True, text=True, timeout=60)
+        proc = embedded.run_cli('host-check', '--domcaps', path,
+                                '--kvm-amd-params', self.params)
         self.assertEqual(0, proc.returncode, proc.stderr)
         self.assertIn('cbitpos: 47', proc.stdout)
         self.assertIn('firmware: not checked', proc.stdout)

@@ -9,7 +9,6 @@ the libvirt-python boundary, in nova_sev/tests/unit/attestation.
 """
 
 import subprocess
-import sys
 
 import testtools
 
@@ -54,10 +53,8 @@ class LaunchInfoRealLibvirtTestCase(testtools.TestCase):
             self.assertTrue(result['ok'], result)
 
     def launch_info(self, domain: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            [sys.executable, '-m', 'nova_sev.cmd.sev', 'launch-info', domain,
-             '--connection', self.qemu.uri],
-            capture_output=True, text=True, timeout=120)
+        proc = embedded.run_cli('launch-info', domain,
+                                '--connection', self.qemu.uri)
         self.assertNotIn('Traceback', proc.stderr)
         self.assertEqual(1, len(proc.stderr.splitlines()), proc.stderr)
         self.assertEqual('', proc.stdout)
