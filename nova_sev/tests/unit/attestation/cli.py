@@ -6,6 +6,7 @@ import sys
 
 import fixtures
 
+from nova_sev.cmd import common
 from nova_sev.cmd import sev
 from nova_sev.tests.unit.attestation import vectors
 
@@ -22,6 +23,8 @@ def run(test, argv):
     promise of every sub-command: no traceback, at most one error line.
     """
     out, err = io.StringIO(), io.StringIO()
+    # --config-file loads into the global CONF: leave nothing behind.
+    test.addCleanup(common.CONF.clear)
     test.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
     test.useFixture(fixtures.MonkeyPatch('sys.stderr', err))
     try:

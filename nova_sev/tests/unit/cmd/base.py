@@ -7,6 +7,7 @@ import os
 import fixtures
 import testtools
 
+from nova_sev.cmd import common
 from nova_sev.cmd import sev
 
 
@@ -20,6 +21,9 @@ class CommandTestCase(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.tmp = self.useFixture(fixtures.TempDir()).path
+        # --config-file loads into the global CONF: leave no values behind
+        # for the next test in this process.
+        self.addCleanup(common.CONF.clear)
         self.stdout = self.useFixture(
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.stderr = self.useFixture(
