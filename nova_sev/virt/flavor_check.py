@@ -390,8 +390,8 @@ def _asks_mem_encryption(extra_specs: Mapping[str, Any],
 def advice(mode: SevMode, extra_specs: Mapping[str, Any],
            image_props: Mapping[str, Any]) -> list[Finding]:
     """What an SEV flavor could add: ``resources:MEM_ENCRYPTION_CONTEXT=1``
-    so that placement counts ASID slots, and huge pages as the other way
-    to pin memory.
+    so that placement counts ASID slots, and, where no page size was
+    chosen, huge pages as the other way to pin memory.
     """
     found = []
     counted = any(
@@ -403,7 +403,11 @@ def advice(mode: SevMode, extra_specs: Mapping[str, Any],
             "host's SEV ASID slots and never picks a host that has none "
             'left' % MEM_ENCRYPTION_CONTEXT_KEY, FLAVOR,
             MEM_ENCRYPTION_CONTEXT_KEY))
-    if not hardware.uses_huge_pages(extra_specs, image_props):
+    page_size_chosen = (hardware.FLAVOR_MEM_PAGE_SIZE in extra_specs or
+                        hardware.IMAGE_MEM_PAGE_SIZE in image_props)
+    # An explicit page size is the admin's choice: advise only where none
+    # was made.
+    if not page_size_chosen:
         found.append(Finding(
             ADVICE, 'the guest memory is pinned with a hard limit; '
             '%s=large (huge pages) pins it too, without the limit, on hosts '

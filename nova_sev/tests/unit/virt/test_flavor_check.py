@@ -33,6 +33,13 @@ class CheckFlavorTestCase(testtools.TestCase):
         self.assertEqual(4718592, check.plan.hard_limit_kib)
         self.assertEqual('q35', check.plan.machine_type)
 
+    def test_no_huge_page_advice_when_a_page_size_is_chosen(self):
+        for specs, props in (({'hw:mem_page_size': 'small'}, {}),
+                             ({}, {'hw_mem_page_size': '4'})):
+            check = fc.check_flavor(dict(SEV, **COUNTED, **specs), props)
+            self.assertTrue(check.works, _errors(check))
+            self.assertNotIn(fc.ADVICE, _levels(check))
+
     def test_no_advice_when_counted_and_huge_pages(self):
         check = fc.check_flavor(
             dict(SEV, **COUNTED, **{'hw:mem_page_size': 'large'}), {})
