@@ -182,7 +182,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     # -- the guest -------------------------------------------------------
 
     def _sev_plan(self, instance, image_meta, mode: SevMode,
-                  host_devices: tuple[str, ...] = ()
+                  host_devices: tuple[str, ...] = (), video_mb: int = 0
                   ) -> guest_plan.GuestPlan:
         """The guest plan of an SEV instance, or the Nova exception that
         aborts its build with the reason.
@@ -190,6 +190,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         props = image_properties(image_meta)
         facts = guest_plan.guest_facts(
             instance.flavor.extra_specs, props, instance.flavor.memory_mb,
+            video_mb=video_mb,
             conf_machine_types=CONF.libvirt.hw_machine_type,
             host_devices=host_devices)
         try:
@@ -317,9 +318,13 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             mode = sev_mode(instance.flavor, instance.image_meta)
         if mode is SevMode.NONE:
             return xml
-        # Fail closed: an SEV guest is never defined without the plan.
-        plan = self._sev_plan(instance, image_meta, mode)
+        # Fail closed: an SEV guest is never defined without the plan. The
+        # domain Nova built says what the request alone does not: the
+        # video device's memory (pinned too) and any host devices.
         try:
+            facts = designer.domain_facts(xml)
+            plan = self._sev_plan(instance, image_meta, mode,
+                                  facts.host_devices, facts.video_mb)
             return designer.apply_guest_plan(xml, plan)
         except exception.SevGuestRefused as e:
             raise as_nova_exception(e)

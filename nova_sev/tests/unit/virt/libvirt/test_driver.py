@@ -25,6 +25,18 @@ NO_SEV_CAPS = sev_host.SevHostCapabilities(
     sev_usable=False, sev_es_usable=False, sev_reasons=('no SEV',))
 
 
+# A domain as Nova builds it, reduced to what the driver reads: its memory
+# and a video device of 16 MiB.
+NOVA_DOMAIN = """<domain type='kvm'>
+  <memory unit='KiB'>2097152</memory>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices>
+    <video><model type='qxl' vram='16384'/></video>
+  </devices>
+</domain>
+"""
+
+
 def make_instance(extra_specs=None, image_props=None):
     objects.register_all()
     instance = objects.Instance(
@@ -255,7 +267,7 @@ class DriverGlueTestCase(testtools.TestCase):
     @mock.patch.object(driver.designer, 'apply_guest_plan',
                        return_value='<domain sev/>')
     @mock.patch.object(nova_driver.LibvirtDriver, '_get_guest_xml',
-                       return_value='<domain/>')
+                       return_value=NOVA_DOMAIN)
     def test_guest_xml_sev_also_when_rescued(self, mock_super, mock_apply):
         objects.register_all()
         drv = bare_driver()
@@ -263,11 +275,13 @@ class DriverGlueTestCase(testtools.TestCase):
         rescue_image = objects.ImageMeta.from_dict({'properties': {}})
         sev_image = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
         plain = make_instance()
-        self.assertEqual('<domain/>', drv._get_guest_xml(
+        self.assertEqual(NOVA_DOMAIN, drv._get_guest_xml(
             None, plain, [], {}, rescue_image, rescue={'x': 1}))
         mock_apply.assert_not_called()
         # The image asked for SEV; the rescue image does not: still SEV.
         sev = make_instance(image_props=sev_image)
         self.assertEqual('<domain sev/>', drv._get_guest_xml(
             None, sev, [], {}, rescue_image, rescue={'x': 1}))
-        drv._sev_plan.assert_called_once_with(sev, rescue_image, SevMode.SEV)
+        # The plan counts the memory of the video device Nova built.
+        drv._sev_plan.assert_called_once_with(sev, rescue_image, SevMode.SEV,
+                                              (), 16)
