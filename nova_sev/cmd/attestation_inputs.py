@@ -13,19 +13,16 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import re
 
 from nova_sev.attestation import keys
 from nova_sev.attestation import measurement
+from nova_sev.cmd import common
 from nova_sev import exception
 
 # Option dest -> server property, in the order messages list them: the
 # option is the property without its "sev_" prefix.
 REPORT_PROPERTIES = tuple((prop[len('sev_'):], prop) for _key, prop
                           in measurement.LAUNCH_PROPERTIES)
-
-# python-openstackclient before 6.0 printed properties as "k='v', k='v'".
-_OSC_PROPERTY_RE = re.compile(r"(\w+)='([^']*)'")
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,14 +95,7 @@ def server_properties(document: object, source: str) -> dict:
         raise exception.InvalidInput(
             reason='%s has no "properties": give the output of "openstack '
             'server show -f json SERVER"' % source)
-    properties = document['properties']
-    if isinstance(properties, str):
-        return dict(_OSC_PROPERTY_RE.findall(properties))
-    if not isinstance(properties, dict):
-        raise exception.InvalidInput(
-            reason='the "properties" of %s are neither an object nor text'
-            % source)
-    return properties
+    return common.osc_properties(document['properties'], source)
 
 
 def report_fields(options: dict, properties: dict, needed: tuple[str, ...],

@@ -16,7 +16,6 @@ would be refused or is not SEV at all, 2 bad input.
 
 import argparse
 import json
-import re
 from typing import Any
 
 from nova_sev.cmd import common
@@ -26,10 +25,6 @@ from nova_sev.virt.libvirt import guest_plan
 
 CONF = common.CONF
 
-# Older python-openstackclient prints properties as one string,
-# "hw:mem_encryption='true', trait:HW_CPU_X86_AMD_SEV='required'".
-_OLD_PROPERTY = re.compile(
-    r"\s*(?P<key>[^=,\s][^=]*?)='(?P<value>.*?)'\s*(?:,|$)")
 # Image properties that older clients print at the top level.
 _IMAGE_PROPERTY_PREFIXES = ('hw_', 'trait:', 'img_', 'os_', 'traits_')
 
@@ -50,36 +45,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_property_string(text: str, what: str) -> dict[str, str]:
-    """Properties as older OpenStack clients print them in one string:
-    ``key='value', key2='value2'``.
-    """
-    result = {}
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        match = _OLD_PROPERTY.match(text, pos)
-        if not match:
-            raise exception.InvalidInput(
-                reason="%s properties %r are neither a JSON object nor "
-                       "key='value' pairs" % (what, text[pos:pos + 40]))
-        result[match.group('key').strip()] = match.group('value')
-        pos = match.end()
-    return result
-
-
-def _properties(value: Any, what: str) -> dict[str, Any]:
-    if value is None or value == '':
-        return {}
-    if isinstance(value, dict):
-        return {str(k): v for k, v in value.items()}
-    if isinstance(value, str):
-        return parse_property_string(value, what)
-    raise exception.InvalidInput(
-        reason='%s properties must be an object or a string, got %s' % (
-            what, type(value).__name__))
-
-
 def flavor_from_show(data: Any) -> tuple[dict[str, Any], int, str | None]:
     """The extra specs, RAM (MiB, 0 when absent) and name of a flavor as
     ``openstack flavor show -f json`` prints it, old clients or new.
@@ -88,8 +53,8 @@ def flavor_from_show(data: Any) -> tuple[dict[str, Any], int, str | None]:
         raise exception.InvalidInput(
             reason='--flavor-json is not a JSON object as "openstack flavor '
                    'show -f json" prints')
-    specs = _properties(data.get('properties', data.get('extra_specs')),
-                        'flavor')
+    specs = common.osc_properties(
+        data.get('properties', data.get('extra_specs')), 'flavor')
     ram = data.get('ram', 0) or 0
     if isinstance(ram, bool) or not isinstance(ram, int) or ram < 0:
         raise exception.InvalidInput(
@@ -108,7 +73,7 @@ def image_from_show(data: Any) -> tuple[dict[str, Any], str | None]:
                    'show -f json" prints')
     props = {k: v for k, v in data.items()
              if k.startswith(_IMAGE_PROPERTY_PREFIXES)}
-    props.update(_properties(data.get('properties'), 'image'))
+    props.update(common.osc_properties(data.get('properties'), 'image'))
     return props, data.get('name')
 
 

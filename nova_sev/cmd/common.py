@@ -5,7 +5,9 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -17,6 +19,11 @@ from nova_sev.virt.libvirt import host
 
 CONF = sev_conf.CONF
 LOG = logging.getLogger(__name__)
+
+# Older python-openstackclient prints properties as one string,
+# "hw:mem_encryption='true', trait:HW_CPU_X86_AMD_SEV='required'".
+_OLD_PROPERTY = re.compile(
+    r"\s*(?P<key>[^=,\s][^=]*?)='(?P<value>.*?)'\s*(?:,|$)")
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -162,6 +169,40 @@ def conf_machine_types(config_files: list[str]) -> list[str] | None:
     except (cfg.Error, OSError) as e:
         raise exception.InvalidInput(
             reason='cannot read [libvirt]hw_machine_type: %s' % e)
+
+
+def parse_property_string(text: str, what: str) -> dict[str, str]:
+    """Properties as older OpenStack clients print them in one string:
+    ``key='value', key2='value2'``; InvalidInput naming ``what`` otherwise.
+    """
+    result = {}
+    pos = 0
+    text = text.strip()
+    while pos < len(text):
+        match = _OLD_PROPERTY.match(text, pos)
+        if not match:
+            raise exception.InvalidInput(
+                reason="%s properties %r are neither a JSON object nor "
+                       "key='value' pairs" % (what, text[pos:pos + 40]))
+        result[match.group('key').strip()] = match.group('value')
+        pos = match.end()
+    return result
+
+
+def osc_properties(value: Any, what: str) -> dict[str, Any]:
+    """The ``properties`` of an ``openstack ... show -f json`` document as
+    a dict, whether the client printed an object (newer) or one string
+    (older); InvalidInput naming ``what`` for anything else.
+    """
+    if value is None or value == '':
+        return {}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    if isinstance(value, str):
+        return parse_property_string(value, what)
+    raise exception.InvalidInput(
+        reason='%s properties must be an object or a string, got %s' % (
+            what, type(value).__name__))
 
 
 def load_config(config_files: list[str], debug: bool = False) -> None:

@@ -159,10 +159,10 @@ class ShowParsingTestCase(testtools.TestCase):
         self.assertEqual(
             {'hw:mem_encryption': 'true', 'trait:HW_CPU_AMD_SEV': 'required',
              'pci_passthrough:alias': 'a:1,b:2'},
-            check_flavor.parse_property_string(
+            common.parse_property_string(
                 "hw:mem_encryption='true', trait:HW_CPU_AMD_SEV='required', "
                 "pci_passthrough:alias='a:1,b:2'", 'flavor'))
-        self.assertEqual({}, check_flavor.parse_property_string('', 'x'))
+        self.assertEqual({}, common.parse_property_string('', 'x'))
 
     def test_flavor_from_show(self):
         self.assertEqual(
