@@ -164,6 +164,14 @@ def _source_stances(source: str, props: Mapping[str, Any],
     return enc, es, model
 
 
+def _flavor_image_stances(extra_specs: Mapping[str, str],
+                          image_props: Mapping[str, Any]) -> tuple:
+    return (_source_stances(FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
+                            FLAVOR_MEM_ENCRYPTION_MODEL),
+            _source_stances(IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
+                            IMAGE_MEM_ENCRYPTION_MODEL))
+
+
 def get_sev_mode(extra_specs: Mapping[str, str],
                  image_props: Mapping[str, Any]) -> SevMode:
     """Whether the flavor and image ask for no SEV, SEV or SEV-ES.
@@ -177,12 +185,8 @@ def get_sev_mode(extra_specs: Mapping[str, str],
     InvalidSevRequest for a value that cannot be read or a model given
     without encryption.
     """
-    f_enc, f_es, f_model = _source_stances(
-        FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
-        FLAVOR_MEM_ENCRYPTION_MODEL)
-    i_enc, i_es, i_model = _source_stances(
-        IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
-        IMAGE_MEM_ENCRYPTION_MODEL)
+    (f_enc, f_es, f_model), (i_enc, i_es, i_model) = _flavor_image_stances(
+        extra_specs, image_props)
     enc = _merge(f_enc + i_enc, 'memory encryption (SEV)')
     es = _merge(f_es + i_es, 'SEV-ES')
     if enc is None or not enc.wanted:
@@ -205,12 +209,8 @@ def sev_requested_by(extra_specs: Mapping[str, str],
     """The keys that asked for SEV, for messages ("flavor extra spec
     hw:mem_encryption=true"); empty when nothing did.
     """
-    f_enc, f_es, _m = _source_stances(
-        FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
-        FLAVOR_MEM_ENCRYPTION_MODEL)
-    i_enc, i_es, _m = _source_stances(
-        IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
-        IMAGE_MEM_ENCRYPTION_MODEL)
+    (f_enc, f_es, _m), (i_enc, i_es, _m) = _flavor_image_stances(
+        extra_specs, image_props)
     seen = []
     for stance in f_enc + f_es + i_enc + i_es:
         text = stance.describe()

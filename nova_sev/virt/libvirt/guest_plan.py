@@ -221,15 +221,20 @@ def _check_devices(facts: GuestFacts) -> None:
     refuse_host_devices(facts.host_devices, 'the domain <hostdev>')
 
 
-def _disk_bus(facts: GuestFacts, options: SevGuestOptions) -> str | None:
-    request = facts.disk_bus_request
-    if request is None:
-        return DISK_BUS_SCSI
+def _refuse_ide(request: hardware.Request, key: str,
+                alternatives: str) -> None:
     if request.value == BUS_IDE:
         raise exception.SevDiskBusNotSupported(
             bus=request.value, source=request.source,
             reason='the q35 machine type has no IDE controller',
-            fix='set hw_disk_bus=scsi or sata, or remove it')
+            fix='set %s=%s, or remove it' % (key, alternatives))
+
+
+def _disk_bus(facts: GuestFacts, options: SevGuestOptions) -> str | None:
+    request = facts.disk_bus_request
+    if request is None:
+        return DISK_BUS_SCSI
+    _refuse_ide(request, hardware.IMAGE_DISK_BUS, 'scsi or sata')
     if request.value == BUS_VIRTIO and not options.allow_virtio_blk_boot_disk:
         raise exception.SevDiskBusNotSupported(
             bus='virtio-blk', source=request.source,
@@ -244,11 +249,7 @@ def _cdrom_bus(facts: GuestFacts) -> str | None:
     request = facts.cdrom_bus_request
     if request is None:
         return CDROM_BUS_SATA
-    if request.value == BUS_IDE:
-        raise exception.SevDiskBusNotSupported(
-            bus=request.value, source=request.source,
-            reason='the q35 machine type has no IDE controller',
-            fix='set hw_cdrom_bus=sata or scsi, or remove it')
+    _refuse_ide(request, hardware.IMAGE_CDROM_BUS, 'sata or scsi')
     return None
 
 
