@@ -8,9 +8,13 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+# libvirt-python builds from source against libvirt-dev: "compile" is always
+# needed; --test adds the packages of the test suite.
 profile=""
+profiles="compile"
 if [ "${1:-}" = "--test" ]; then
     profile="test"
+    profiles="compile test"
 fi
 venv="${NOVA_SEV_VENV:-$top/.venv}"
 python="${PYTHON:-python3}"
@@ -41,7 +45,7 @@ if [ ! -x "$venv/bin/bindep" ]; then
 fi
 
 # 2. Distribution packages (bindep.txt). bindep exits 1 when some are missing.
-missing=$(cd "$top" && "$venv/bin/bindep" -b $profile || true)
+missing=$(cd "$top" && "$venv/bin/bindep" -b $profiles || true)
 if [ -n "$missing" ]; then
     say "installing distribution packages:" $missing
     export DEBIAN_FRONTEND=noninteractive
