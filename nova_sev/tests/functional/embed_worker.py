@@ -10,6 +10,8 @@ with one result per op. Operations:
 - ``dumpxml`` (``xml``): define the domain, return libvirt's inactive XML
   of it, undefine it again
 - ``sev_info``: ``getSEVInfo()``
+- ``versions``: the packed versions of libvirt and of its QEMU, as this
+  host has them (``{"libvirt": 9000000, "qemu": 7002000}``)
 """
 
 import json
@@ -48,6 +50,8 @@ def _do(conn, op: dict):
         return conn.domainXMLToNative('qemu-argv', op['xml'], 0)
     if kind == 'sev_info':
         return conn.getSEVInfo()
+    if kind == 'versions':
+        return {'libvirt': libvirt.getVersion(), 'qemu': conn.getVersion()}
     raise ValueError('unknown op %r' % kind)
 
 

@@ -1,7 +1,8 @@
 """Real libvirt for the tests: the embedded QEMU driver, with or without SEV.
 
-libvirt 9.0's embedded driver (``qemu:///embed?root=DIR``) needs no daemon,
-but allows one root per process and probes QEMU (4-8 s) on first use. So
+The embedded driver of libvirt 9.0 and later (``qemu:///embed?root=DIR``)
+needs no daemon, but allows one root per process and probes QEMU (4-8 s)
+on first use. So
 QEMU is probed once per machine into a template root, each test copies that
 capability cache into a root of its own, and every libvirt call runs in a
 child process (``embed_worker``) pinned to one CPU.
@@ -120,6 +121,30 @@ def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1) -> None:
         patched += 1
     if not patched:
         raise RuntimeError('no x86_64 QEMU capability cache under %s' % root)
+
+
+def host_versions() -> dict[str, tuple[int, int, int]]:
+    """The versions of libvirt and QEMU this host really has, as read from
+    libvirt itself: tests expect what each release does, not one release's
+    numbers.
+    """
+    uri = 'qemu:///embed?root=' + probed_template()
+    result = run_worker(uri, [{'op': 'versions'}])[0]
+    if not result['ok']:
+        raise RuntimeError('libvirt gave no versions: %s' % result['error'])
+    return {name: (v // 1000000, v // 1000 % 1000, v % 1000)
+            for name, v in result['result'].items()}
+
+
+def no_sev_define_error(libvirt_version: tuple[int, int, int]) -> str:
+    """What this libvirt says when asked to define an SEV guest on a QEMU
+    without ``sev-guest``: libvirt 9.0 writes "SEV launch security ...";
+    from 10.5, which added the ``sev-snp`` type, it names the type
+    ("'sev' launch security ...", as libvirt 11.3 does).
+    """
+    if libvirt_version >= (10, 5, 0):
+        return "'sev' launch security is not supported with this QEMU binary"
+    return 'SEV launch security is not supported with this QEMU binary'
 
 
 class EmbeddedQemuFixture(fixtures.Fixture):

@@ -1,11 +1,12 @@
 """``nova-sev launch-info`` against real libvirt (the embedded QEMU driver).
 
 No host here can run an SEV guest (no /dev/sev), so these tests cover
-what real libvirt 9.0 answers for domains that are defined but not
-running: an SEV domain (libvirt refuses: "domain is not running"), a
-domain without launch security (no parameters: not SEV) and a domain that
-does not exist. A running SEV guest's report is tested against a fake at
-the libvirt-python boundary, in nova_sev/tests/unit/attestation.
+what the real libvirt (9.0 on Debian 12, 11.3 on 13) answers for domains
+that are defined but not running: an SEV domain (libvirt refuses: "domain
+is not running"), a domain without launch security (no parameters: not
+SEV) and a domain that does not exist. A running SEV guest's report is
+tested against a fake at the libvirt-python boundary, in
+nova_sev/tests/unit/attestation.
 """
 
 import subprocess
