@@ -36,6 +36,7 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
         'source': source,
         'libvirt_version': versions.get('libvirt'),
         'qemu_version': versions.get('qemu'),
+        'cpu_vendor': caps.cpu_vendor,
         'sev': {
             'usable': caps.sev_usable,
             'reasons': list(caps.sev_reasons),
@@ -66,6 +67,8 @@ def format_text(report: dict) -> str:
     if report['libvirt_version']:
         lines.append('libvirt %s, QEMU %s' % (
             report['libvirt_version'], unknown(report['qemu_version'])))
+    if report['cpu_vendor']:
+        lines.append('CPU vendor: %s' % report['cpu_vendor'])
     for key, title in (('sev', 'SEV'), ('sev_es', 'SEV-ES')):
         part = report[key]
         lines.append('%s: %s' % (title, _verdict(part['usable'])))

@@ -158,6 +158,9 @@ class LibvirtConfigDomainCaps(LibvirtConfigObject):
         self.machine: str | None = None
         self.arch: str | None = None
         self.firmware: list[str] = []
+        # libvirt's name for the host CPU's vendor ("AMD", "Intel"), from
+        # the host-model CPU it offers guests.
+        self.cpu_vendor: str | None = None
         self.sev: LibvirtConfigDomainCapsFeatureSev | None = None
         self.launch_security: (
             LibvirtConfigDomainCapsFeatureLaunchSecurity | None) = None
@@ -171,6 +174,8 @@ class LibvirtConfigDomainCaps(LibvirtConfigObject):
         self.firmware = [
             (v.text or '').strip()
             for v in xmldoc.findall("os/enum[@name='firmware']/value")]
+        vendor = xmldoc.findtext("cpu/mode[@name='host-model']/vendor")
+        self.cpu_vendor = vendor.strip() if vendor else None
         sev = xmldoc.find('features/sev')
         if sev is not None:
             self.sev = LibvirtConfigDomainCapsFeatureSev()
@@ -194,6 +199,12 @@ class LibvirtConfigDomainCaps(LibvirtConfigObject):
                 enum.append(self._text_node('value', fw))
             os_node.append(enum)
             caps.append(os_node)
+        if self.cpu_vendor is not None:
+            cpu = self._new_node('cpu')
+            mode = self._new_node('mode', name='host-model', supported='yes')
+            mode.append(self._text_node('vendor', self.cpu_vendor))
+            cpu.append(mode)
+            caps.append(cpu)
         if self.sev is not None or self.launch_security is not None:
             features = self._new_node('features')
             if self.sev is not None:

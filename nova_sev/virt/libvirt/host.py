@@ -34,6 +34,10 @@ REMEDY_STACK = ('SEV needs kernel >= 4.16, QEMU >= 2.12, libvirt >= 4.5 and '
                 'an OVMF build with SEV support')
 REMEDY_KERNEL = ('boot the host kernel with "mem_encrypt=on kvm_amd.sev=1" '
                  '(add "kvm_amd.sev_es=1" for SEV-ES) and reload kvm_amd')
+REMEDY_MODULE = 'is the kvm_amd module loaded?'
+# CPU vendors, as libvirt names them, whose processors can have SEV: AMD
+# EPYC, and Hygon's licensed Zen design (Linux's kvm_amd drives both).
+SEV_CPU_VENDORS = ('AMD', 'Hygon')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +58,8 @@ def parse_kvm_amd_param(name: str, raw: str | None,
     """
     path = 'kvm_amd parameter %r' % name
     if raw is None:
-        return KvmAmdParam(name, False, '%s could not be read (%s): is the '
-                           'kvm_amd module loaded?' % (path, error))
+        return KvmAmdParam(name, False, '%s could not be read (%s)'
+                           % (path, error))
     value = raw.strip()
     if value in _PARAM_ON:
         return KvmAmdParam(name, True)
@@ -100,6 +104,7 @@ class SevHostCapabilities:
     sev_reasons: tuple[str, ...] = ()
     sev_es_reasons: tuple[str, ...] = ()
     firmware: tuple[fw.FirmwareDescriptor, ...] | None = None
+    cpu_vendor: str | None = None
 
 
 def _sev_offered(caps: vconfig.LibvirtConfigDomainCaps) -> bool:
@@ -107,6 +112,26 @@ def _sev_offered(caps: vconfig.LibvirtConfigDomainCaps) -> bool:
         return True
     lsec = caps.launch_security
     return bool(lsec and lsec.supported and 'sev' in lsec.sectypes)
+
+
+def cpu_vendor_reason(vendor: str | None) -> str | None:
+    """Why a host whose CPU comes from ``vendor`` cannot run SEV guests;
+    None for an AMD (or Hygon) CPU, or when libvirt named no vendor.
+    """
+    if not vendor or vendor in SEV_CPU_VENDORS:
+        return None
+    return ('the host CPU is made by %s (libvirt\'s host CPU model): SEV '
+            'needs an AMD EPYC processor (7001 "Naples" or later); run SEV '
+            'guests on AMD EPYC compute hosts' % vendor)
+
+
+def _kernel_reason(param: KvmAmdParam, amd: bool) -> str:
+    # The kernel remedies mean nothing on a CPU that has no SEV.
+    if not amd:
+        return str(param.reason)
+    if 'could not be read' in str(param.reason):
+        return '%s: %s; %s' % (param.reason, REMEDY_MODULE, REMEDY_KERNEL)
+    return '%s; %s' % (param.reason, REMEDY_KERNEL)
 
 
 def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
@@ -123,6 +148,13 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
     reasons = []
     es_reasons = []
     cbitpos = reduced = max_guests = max_es = None
+    # The checks are of function, as the spec wants. Where libvirt offers
+    # no SEV, the CPU vendor explains why, first, and drops the remedies
+    # (BIOS, kernel) that an Intel host does not have.
+    vendor_reason = None
+    if domcaps is not None and not _sev_offered(domcaps):
+        vendor_reason = cpu_vendor_reason(domcaps.cpu_vendor)
+    amd = vendor_reason is None
     if domcaps is None:
         reasons.append('libvirt gave no domain capabilities for KVM x86_64 '
                        'q35 guests (%s): check that libvirt and QEMU are '
@@ -137,9 +169,10 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
             reasons.append('QEMU offers no q35 machine type (got %r): %s' %
                            (domcaps.machine, REMEDY_STACK))
         if not _sev_offered(domcaps):
-            reasons.append("libvirt domain capabilities report no SEV "
-                           "(<sev supported='no'/>): %s; %s" %
-                           (REMEDY_BIOS, REMEDY_STACK))
+            no_sev = ("libvirt domain capabilities report no SEV "
+                      "(<sev supported='no'/>)")
+            reasons.append('%s: %s; %s' % (no_sev, REMEDY_BIOS, REMEDY_STACK)
+                           if amd else no_sev)
         sev = domcaps.sev
         if sev is not None and sev.supported:
             cbitpos, reduced = sev.cbitpos, sev.reduced_phys_bits
@@ -152,7 +185,7 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
     sev_param = kvm_params.get('sev') or parse_kvm_amd_param('sev', None,
                                                              'not read')
     if not sev_param.enabled:
-        reasons.append('%s; %s' % (sev_param.reason, REMEDY_KERNEL))
+        reasons.append(_kernel_reason(sev_param, amd))
     sev_fw = es_fw = None
     if firmware is not None:
         sev_fw = tuple(d for d in firmware
@@ -170,10 +203,12 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
     es_param = kvm_params.get('sev_es') or parse_kvm_amd_param(
         'sev_es', None, 'not read')
     if not es_param.enabled:
-        es_reasons.append('%s; %s' % (es_param.reason, REMEDY_KERNEL))
+        es_reasons.append(_kernel_reason(es_param, amd))
     if max_es == 0:
         es_reasons.append('libvirt reports no ASID slots for SEV-ES guests '
                           '(maxESGuests=0): %s' % REMEDY_BIOS)
+    if vendor_reason and reasons:
+        reasons.insert(0, vendor_reason)
     if es_fw is not None and not es_fw:
         es_reasons.append('no QEMU firmware descriptor lists the amd-sev-es '
                           'feature: install an OVMF build with SEV-ES '
@@ -187,7 +222,8 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         max_es_guests=max_es or None,
         sev_reasons=tuple(reasons),
         sev_es_reasons=tuple(es_reasons),
-        firmware=sev_fw)
+        firmware=sev_fw,
+        cpu_vendor=domcaps.cpu_vendor if domcaps else None)
 
 
 def parse_domain_capabilities(xmlstr: str) -> vconfig.LibvirtConfigDomainCaps:

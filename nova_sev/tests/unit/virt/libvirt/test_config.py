@@ -75,11 +75,17 @@ class DomainCapsSevTestCase(testtools.TestCase):
     def test_round_trip(self):
         for xml in (sev_host.domcaps_xml(),
                     sev_host.domcaps_xml(sev=False),
-                    sev_host.domcaps_xml(max_guests=None, sectypes=('sev',))):
+                    sev_host.domcaps_xml(max_guests=None, sectypes=('sev',)),
+                    sev_host.domcaps_xml(cpu_vendor=None)):
             caps = self._parse(xml)
             again = config.LibvirtConfigDomainCaps()
             again.parse_str(caps.to_xml())
             self.assertEqual(caps, again)
+
+    def test_cpu_vendor(self):
+        self.assertEqual('AMD', self._parse(sev_host.domcaps_xml()).cpu_vendor)
+        self.assertIsNone(
+            self._parse(sev_host.domcaps_xml(cpu_vendor=None)).cpu_vendor)
 
     def test_sev_feature_round_trip(self):
         sev = config.LibvirtConfigDomainCapsFeatureSev()

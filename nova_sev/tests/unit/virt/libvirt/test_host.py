@@ -97,6 +97,38 @@ class DetectSevTestCase(testtools.TestCase):
         self.assertIn('BIOS', caps.sev_reasons[0])
         self.assertIn('SEV itself is not usable', caps.sev_es_reasons)
 
+    def test_not_an_amd_cpu_comes_first(self):
+        # An Intel host: the vendor is the reason, and no reason sends the
+        # operator to BIOS or kernel settings it does not have.
+        caps = host.detect_sev(self._caps(sev=False, cpu_vendor='Intel'),
+                               _params(sev=None, sev_es=None))
+        self.assertFalse(caps.sev_usable)
+        self.assertEqual('Intel', caps.cpu_vendor)
+        self.assertIn('made by Intel', caps.sev_reasons[0])
+        self.assertIn('AMD EPYC', caps.sev_reasons[0])
+        for reason in caps.sev_reasons + caps.sev_es_reasons:
+            self.assertNotIn('BIOS', reason)
+            self.assertNotIn('mem_encrypt', reason)
+            self.assertNotIn('module loaded', reason)
+
+    def test_amd_or_unnamed_vendor_keeps_the_remedies(self):
+        for vendor in ('AMD', 'Hygon', None):
+            caps = host.detect_sev(self._caps(sev=False, cpu_vendor=vendor),
+                                   _params(sev=None))
+            self.assertIn('BIOS', caps.sev_reasons[0], vendor)
+            self.assertIn('kvm_amd module loaded', caps.sev_reasons[1])
+
+    def test_vendor_only_explains_what_libvirt_does_not_offer(self):
+        # Detection is by function (the spec): where libvirt offers SEV the
+        # vendor adds no refusal, and the kernel remedies stay.
+        caps = host.detect_sev(self._caps(cpu_vendor='Intel'), _params())
+        self.assertTrue(caps.sev_usable)
+        self.assertEqual((), caps.sev_reasons)
+        caps = host.detect_sev(self._caps(cpu_vendor='Intel'),
+                               _params(sev='0'))
+        self.assertEqual(1, len(caps.sev_reasons))
+        self.assertIn('mem_encrypt=on kvm_amd.sev=1', caps.sev_reasons[0])
+
     def test_kernel_says_no(self):
         # Both checks are required: the first does not imply the second.
         caps = host.detect_sev(self._caps(), _params(sev='0'))
