@@ -23,6 +23,8 @@ from nova_sev.virt.libvirt import connection
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$')
 
+_MAX_ID = 2 ** 31 - 1
+
 # libvirt's getSEVInfo() keys -> report keys.
 HOST_KEYS = (
     ('pdh', 'pdh'),
@@ -60,7 +62,9 @@ def lookup_order(domain: str) -> tuple[str, ...]:
     order = []
     if _UUID_RE.match(domain):
         order.append('lookupByUUIDString')
-    if domain.isdigit():
+    # libvirt's domain ids are C ints: a longer number can only be a name.
+    if (domain.isascii() and domain.isdigit() and len(domain) <= 10
+            and int(domain) <= _MAX_ID):
         order.append('lookupByID')
     order.append('lookupByName')
     return tuple(order)

@@ -14,6 +14,7 @@ the facts once per process from libvirt and sysfs and caches the answer.
 from collections.abc import Callable
 import dataclasses
 import os
+import stat
 
 from oslo_log import log as logging
 
@@ -55,7 +56,9 @@ def parse_kvm_amd_param(name: str, raw: str | None,
     path = 'kvm_amd parameter %r' % name
     if raw is None:
         return KvmAmdParam(name, False, '%s could not be read (%s): is the '
-                           'kvm_amd module loaded?' % (path, error))
+                           'kvm_amd module loaded, and does %s name its '
+                           'parameters directory?' % (
+                               path, error, _PARAMS_OPTION))
     value = raw.strip()
     if value in _PARAM_ON:
         return KvmAmdParam(name, True)
@@ -66,17 +69,47 @@ def parse_kvm_amd_param(name: str, raw: str | None,
                        'expected 1/Y or 0/N' % (path, value[:40]))
 
 
+# A parameter file is a few bytes; anything longer is not one.
+_PARAM_READ_BYTES = 64
+_PARAMS_OPTION = '[sev]kvm_amd_parameters_dir (or --kvm-amd-params)'
+_FILE_KINDS = ((stat.S_ISFIFO, 'a FIFO'), (stat.S_ISDIR, 'a directory'),
+               (stat.S_ISCHR, 'a character device'),
+               (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+
+def read_param_file(path: str) -> tuple[str | None, str | None]:
+    """The start of the regular file ``path`` and None, or None and why it
+    could not be read.
+
+    Opened without blocking and read only when fstat says it is a regular
+    file: a FIFO or a device in place of a sysfs file must not hang the
+    caller (nova-compute's startup, host-check).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        return None, '%s: %s' % (path, e.strerror or e)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((k for test, k in _FILE_KINDS if test(mode)),
+                        'not a regular file')
+            return None, '%s: %s, not a regular file' % (path, kind)
+        data = os.read(fd, _PARAM_READ_BYTES)
+    except OSError as e:
+        return None, '%s: %s' % (path, e.strerror or e)
+    finally:
+        os.close(fd)
+    return data.decode('ascii', errors='replace'), None
+
+
 def read_kvm_amd_params(directory: str = KVM_AMD_PARAMETERS_DIR
                         ) -> dict[str, KvmAmdParam]:
     """Read the ``sev`` and ``sev_es`` parameters from ``directory``."""
     params = {}
     for name in ('sev', 'sev_es'):
-        path = os.path.join(directory, name)
-        try:
-            with open(path, encoding='ascii', errors='replace') as f:
-                raw, error = f.read(64), None
-        except OSError as e:
-            raw, error = None, '%s: %s' % (path, e.strerror or e)
+        raw, error = read_param_file(os.path.join(directory, name))
         params[name] = parse_kvm_amd_param(name, raw, error)
     return params
 
@@ -190,10 +223,15 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         firmware=sev_fw)
 
 
-def parse_domain_capabilities(xmlstr: str) -> vconfig.LibvirtConfigDomainCaps:
-    """Parse ``virsh domcapabilities`` output; InvalidLibvirtXML if bad."""
+def parse_domain_capabilities(xmlstr: str | bytes,
+                              source: str | None = None
+                              ) -> vconfig.LibvirtConfigDomainCaps:
+    """Parse ``virsh domcapabilities`` output; InvalidLibvirtXML (naming
+    ``source``, where it came from) if malformed, InvalidDomainCapabilities
+    if it states impossible SEV facts.
+    """
     caps = vconfig.LibvirtConfigDomainCaps()
-    caps.parse_str(xmlstr)
+    caps.parse_str(xmlstr, source)
     return caps
 
 

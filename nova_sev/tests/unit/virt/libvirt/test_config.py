@@ -66,11 +66,13 @@ class DomainCapsSevTestCase(testtools.TestCase):
         self.assertIn('expected <domainCapabilities>', str(e))
 
     def test_entities_are_not_expanded(self):
+        # Not expanded, and refused: the DTD is named, the file is not read.
         xml = ('<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM '
                '"file:///etc/passwd">]><domainCapabilities><arch>&x;</arch>'
                '</domainCapabilities>')
-        caps = self._parse(xml)
-        self.assertNotIn('root:', caps.arch or '')
+        e = self.assertRaises(exception.InvalidLibvirtXML, self._parse, xml)
+        self.assertNotIn('root:', str(e))
+        self.assertIn('document type declaration', str(e))
 
     def test_round_trip(self):
         for xml in (sev_host.domcaps_xml(),
