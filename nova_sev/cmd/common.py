@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 from typing import Any
 
@@ -250,6 +251,10 @@ def _check_config_text(config_files: list[str]) -> None:
     """
     for path in config_files:
         try:
+            # Only regular files: a pipe (--config-file <(...)) would be
+            # consumed here and read empty by oslo.config.
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                continue
             with open(path, 'rb') as f:
                 data = f.read()
         except OSError:

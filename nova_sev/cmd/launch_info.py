@@ -129,6 +129,7 @@ def format_text(report: dict) -> str:
 def _find_domain(conn, domain: str, uri: str):
     import libvirt
 
+    name = exception.excerpt(domain)
     for method in lookup_order(domain):
         try:
             argument = int(domain) if method == 'lookupByID' else domain
@@ -136,9 +137,9 @@ def _find_domain(conn, domain: str, uri: str):
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise exception.LaunchInfoUnavailable(
-                    domain=domain, reason=e.get_error_message() or e)
+                    domain=name, reason=e.get_error_message() or e)
     raise exception.LaunchInfoUnavailable(
-        domain=domain, reason='no domain with that name, UUID or id on %s '
+        domain=name, reason='no domain with that name, UUID or id on %s '
         '("virsh -c %s list --all" lists them; for a Nova server use its '
         'instance UUID)' % (uri, uri))
 
@@ -151,7 +152,8 @@ def _gather(conn, args, uri: str) -> dict | None:
         launch_info = dom.launchSecurityInfo()
     except libvirt.libvirtError as e:
         raise exception.LaunchInfoUnavailable(
-            domain=args.domain, reason='%s (the measurement exists only '
+            domain=exception.excerpt(args.domain),
+            reason='%s (the measurement exists only '
             'while the guest runs)' % (e.get_error_message() or e))
     if not is_sev_launch(launch_info):
         return None
@@ -175,7 +177,7 @@ def run(args) -> int:
         return common.fail(common.EXIT_REFUSED, 'domain %s on %s is not an '
                            'SEV guest: it has no <launchSecurity '
                            'type="sev"> and no launch measurement'
-                           % (args.domain, uri))
+                           % (exception.excerpt(args.domain), uri))
     if args.format == 'json':
         common.print_json(report)
     else:

@@ -7,6 +7,7 @@ line naming what to fix and the documented exit status, never in
 import io
 import os
 import sys
+import threading
 
 import fixtures
 
@@ -430,6 +431,22 @@ class ConfigFileTestCase(HostileInputTestCase):
                          self.stderr.getvalue())
         err = self.refused(good, bad)
         self.assertIn('in %s is not valid' % bad, err)
+
+    def test_config_from_a_pipe(self):
+        # --config-file <(...): read once, by oslo.config.
+        self.useFixture(fixtures.Timeout(20, gentle=True))
+        path = os.path.join(self.tmp, 'pipe.conf')
+        os.mkfifo(path)
+
+        def write():
+            with open(path, 'w') as f:
+                f.write('[sev]\nfirmware_overhead_mb = 32\n')
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        self.assertEqual(common.EXIT_OK, self.plan(path),
+                         self.stderr.getvalue())
+        writer.join()
+        self.assertIn('32 MiB firmware/ROM/ACPI', self.stdout.getvalue())
 
     def test_bad_logging_value(self):
         path = self.conf('[DEFAULT]\ndebug = maybe\n')
