@@ -343,13 +343,15 @@ def load_config(config_files: list[str], debug: bool = False) -> None:
         raise exception.InvalidConfigOption(
             group='DEFAULT', option=match.group('dest'), value=value,
             path=path, reason='not a %s' % match.group('type'))
-    check_options(CONF, config_files)
     if debug:
         CONF.set_override('debug', True)
     else:
         # The commands print their findings; the log repeats only problems.
         logging.set_defaults(default_log_levels=(
             logging.get_default_log_levels() + ['nova_sev=WARN']))
+    # After set_defaults: oslo.config caches what is read, and set_defaults
+    # does not clear that cache.
+    check_options(CONF, config_files)
     try:
         logging.setup(CONF, 'nova-sev')
     except (OSError, ValueError) as e:

@@ -5,6 +5,7 @@ line naming what to fix and the documented exit status, never in
 """
 
 import io
+import logging
 import os
 import sys
 import threading
@@ -447,6 +448,13 @@ class ConfigFileTestCase(HostileInputTestCase):
                          self.stderr.getvalue())
         writer.join()
         self.assertIn('32 MiB firmware/ROM/ACPI', self.stdout.getvalue())
+
+    def test_checking_keeps_the_log_quiet(self):
+        # Reading every option must not freeze the log levels before the
+        # commands lower nova_sev's to WARN (their findings go to stdout).
+        self.assertEqual(common.EXIT_OK, self.plan())
+        self.assertEqual(logging.WARNING, logging.getLogger(
+            'nova_sev.virt.libvirt.host').getEffectiveLevel())
 
     def test_bad_logging_value(self):
         path = self.conf('[DEFAULT]\ndebug = maybe\n')
