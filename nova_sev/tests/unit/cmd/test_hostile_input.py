@@ -268,7 +268,7 @@ class GuestXmlHostileInputTestCase(HostileInputTestCase):
     def test_entity_without_dtd_refused(self):
         rc = self.guest_xml(NOVA_DOMAIN.replace('<name>', '<name>&xxe;', 1))
         self.assertEqual(common.EXIT_ERROR, rc)
-        self.assertIn("Entity 'xxe' not defined", self.error())
+        self.assertIn('xxe', self.error())
 
     def test_malformed_xml_names_the_file(self):
         rc = self.guest_xml(NOVA_DOMAIN[:200], name='cut.xml')

@@ -123,7 +123,7 @@ class SafeParseTestCase(testtools.TestCase):
     def test_undefined_entity_refused(self):
         e = self.assertRaises(exception.InvalidLibvirtXML, config.parse_xml,
                               '<domain>&xxe;</domain>', 'domain')
-        self.assertIn("Entity 'xxe' not defined", str(e))
+        self.assertIn('xxe', str(e))
 
     def test_character_references_are_text(self):
         root = config.parse_xml('<name>&#65;&amp;&lt;</name>', 'name')
