@@ -108,8 +108,9 @@ def read_text_file(path: str, option: str) -> str:
         return data.decode('utf-8')
     except UnicodeDecodeError as e:
         raise exception.InvalidInput(
-            reason='%s %s is not UTF-8 text (byte 0x%02x at offset %d): give '
-                   'the XML as virsh prints it' % (
+            reason='%s %s is not UTF-8 text (byte 0x%02x at offset %d): '
+                   'convert it (iconv -t UTF-8) or give it as virsh or '
+                   'openstack print it' % (
                        option, 'from stdin' if path == '-' else path,
                        data[e.start], e.start))
 

@@ -31,7 +31,8 @@ def _refuse_dtd(root: etree._Element, what: str,
             reason='it has a document type declaration (%s); libvirt XML '
                    'has none, and nova-sev reads no DTD or entities: remove '
                    'it' % exception.excerpt(docinfo.doctype or '<!DOCTYPE>'))
-    for entity in root.iter(etree.Entity):
+    entity = next(root.iter(etree.Entity), None)
+    if entity is not None:
         raise exception.InvalidLibvirtXML(
             what=what, source=source,
             reason='it refers to the entity %s; libvirt XML uses none, and '
