@@ -3,7 +3,33 @@
 Every message is written for the operator, admin or user who reads it: it
 says what failed and names the property, option or command that fixes it.
 Each class has a ``msg_fmt`` filled from keyword arguments, as Nova's do.
+Input echoed back in a message goes through ``excerpt``, so that a
+megabyte of hostile input gives a readable line, not a megabyte.
 """
+
+# How much of a value a message quotes: enough to recognise it.
+EXCERPT_CHARS = 80
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` as text of at most about ``limit`` characters: its start,
+    then how many characters were left out.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return '%s... (%d more characters)' % (text[:limit], len(text) - limit)
+
+
+def excerpt_list(items: 'list[object] | tuple[object, ...]',
+                 shown: int = 3) -> str:
+    """The first ``shown`` of ``items``, comma-separated, and how many
+    more there are.
+    """
+    text = ', '.join(excerpt(i) for i in items[:shown])
+    if len(items) > shown:
+        text += ' and %d more' % (len(items) - shown)
+    return text
 
 
 class NovaSevException(Exception):
@@ -30,7 +56,44 @@ class InvalidInput(NovaSevException):
 
 
 class InvalidLibvirtXML(InvalidInput):
-    msg_fmt = 'Malformed libvirt XML (%(what)s): %(reason)s'
+    """XML that is not what libvirt writes. ``source`` names where it came
+    from (a file), when the caller knows.
+    """
+
+    msg_fmt = 'Malformed libvirt XML (%(what)s%(source)s): %(reason)s'
+
+    def __init__(self, message: str | None = None, **kwargs) -> None:
+        self.source = kwargs.get('source')
+        kwargs.setdefault('what', 'XML')
+        super().__init__(message, **dict(
+            kwargs, source=' in %s' % self.source if self.source else ''))
+        self.kwargs = kwargs
+
+    def with_source(self, source: str) -> 'InvalidLibvirtXML':
+        """The same error, naming ``source`` as where the XML came from."""
+        kwargs = dict(self.kwargs, source=source)
+        return type(self)(**kwargs)
+
+
+class InvalidDomainCapabilities(InvalidLibvirtXML):
+    """Domain capabilities that state an impossible fact about SEV."""
+
+    msg_fmt = ('Impossible domain capabilities (%(what)s%(source)s): '
+               '%(reason)s; take them again with "virsh domcapabilities '
+               '--virttype kvm --arch x86_64 --machine q35"')
+
+
+class InvalidDomainMemory(InvalidLibvirtXML):
+    """A domain's memory size that libvirt or any host could not have."""
+
+    msg_fmt = ('Invalid memory (%(what)s%(source)s): %(element)s is '
+               '%(value)s %(unit)s, %(reason)s')
+
+
+class InvalidConfigOption(InvalidInput):
+    msg_fmt = ('Invalid configuration: [%(group)s]%(option)s = %(value)s '
+               'in %(path)s is not valid (%(reason)s): fix the value or '
+               'remove the option')
 
 
 class HostCheckFailed(NovaSevException):

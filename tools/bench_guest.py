@@ -20,6 +20,7 @@ import timeit
 from lxml import etree
 
 from nova_sev.virt import hardware
+from nova_sev.virt.libvirt import config as vconfig
 from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
@@ -57,7 +58,8 @@ def main() -> int:
     args = parser.parse_args()
     with open(args.domain, encoding='utf-8') as f:
         domain_xml = f.read()
-    devices = len(etree.fromstring(domain_xml.encode()).find('devices'))
+    devices = len(vconfig.parse_xml(domain_xml, 'domain',
+                                    args.domain).find('devices'))
     options = gp.SevGuestOptions()
     facts = designer.domain_facts(domain_xml)
     guest = gp.guest_facts(EXTRA_SPECS, IMAGE_PROPS, facts.ram_mb,
@@ -66,7 +68,7 @@ def main() -> int:
     plan = gp.make_guest_plan(mode, CAPS, guest, options)
 
     def lxml_round_trip():
-        etree.tostring(etree.fromstring(domain_xml.encode()),
+        etree.tostring(vconfig.parse_xml(domain_xml, 'domain'),
                        encoding='unicode')
 
     def plan_only():

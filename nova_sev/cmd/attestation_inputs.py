@@ -12,7 +12,6 @@ kernel, VMSA pages) only ever comes from the guest owner's own files.
 import argparse
 import dataclasses
 import hashlib
-import json
 
 from nova_sev.attestation import keys
 from nova_sev.attestation import measurement
@@ -127,12 +126,7 @@ def load_report_fields(args, needed: tuple[str, ...]) -> dict:
     properties = {}
     if args.server_json:
         raw = read_file(args.server_json, '--server-json')
-        try:
-            document = json.loads(raw)
-        except ValueError as e:
-            raise exception.InvalidInput(
-                reason='--server-json %s is not JSON: %s' % (
-                    args.server_json, e))
+        document = common.parse_json(raw, '--server-json', args.server_json)
         properties = server_properties(document, args.server_json)
     options = {dest: getattr(args, dest) for dest, _p in REPORT_PROPERTIES}
     return report_fields(options, properties, needed, args.server_json)

@@ -15,13 +15,13 @@ would be refused or is not SEV at all, 2 bad input.
 """
 
 import argparse
-import json
 from typing import Any
 
 from nova_sev.cmd import common
 from nova_sev import exception
 from nova_sev.virt import flavor_check
 from nova_sev.virt.libvirt import guest_plan
+from nova_sev.virt import memory
 
 CONF = common.CONF
 
@@ -58,7 +58,12 @@ def flavor_from_show(data: Any) -> tuple[dict[str, Any], int, str | None]:
     ram = data.get('ram', 0) or 0
     if isinstance(ram, bool) or not isinstance(ram, int) or ram < 0:
         raise exception.InvalidInput(
-            reason='--flavor-json "ram" is %r, not a number of MiB' % (ram,))
+            reason='--flavor-json "ram" is %s, not a number of MiB' %
+            exception.excerpt(repr(ram)))
+    if ram > memory.MAX_MEMORY_MB:
+        raise exception.InvalidInput(
+            reason='--flavor-json "ram" is %d MiB, more than %s' % (
+                ram, memory.MAX_MEMORY_TEXT))
     return specs, ram, data.get('name')
 
 
@@ -78,15 +83,8 @@ def image_from_show(data: Any) -> tuple[dict[str, Any], str | None]:
 
 
 def _load_json(path: str, option: str) -> Any:
-    try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        raise exception.InvalidInput(reason='cannot read %s %s: %s' % (
-            option, path, e))
-    except ValueError as e:
-        raise exception.InvalidInput(reason='%s %s is not JSON: %s' % (
-            option, path, e))
+    return common.parse_json(common.read_text_file(path, option), option,
+                             path)
 
 
 def report_dict(check: flavor_check.FlavorCheck, specs: dict,

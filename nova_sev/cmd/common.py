@@ -2,10 +2,13 @@
 output format and the promise of one-line errors with a fixed exit code."""
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import re
+import stat
 import sys
 from typing import Any
 
@@ -30,6 +33,8 @@ EXIT_REFUSED = 1
 EXIT_ERROR = 2
 
 _logging_registered = False
+_CLI_VALUE_ERROR = re.compile(
+    r'argument --(?P<dest>[\w-]+): Invalid (?P<type>.+?) value')
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +89,50 @@ def kvm_amd_dir(args: argparse.Namespace) -> str:
     return args.kvm_amd_params or CONF.sev.kvm_amd_parameters_dir
 
 
-def _read_domcaps_file(path: str, kvm_amd_dir: str) -> HostReading:
+def read_text_file(path: str, option: str) -> str:
+    """The UTF-8 text of ``path`` ("-": stdin), whatever the locale;
+    InvalidInput naming ``option`` and the file when it cannot be read.
+    """
     try:
-        with open(path, encoding='utf-8') as f:
-            xml = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise exception.InvalidInput(reason='cannot read --domcaps %s: %s'
-                                     % (path, e))
-    caps = host.detect_sev(host.parse_domain_capabilities(xml),
+        if path == '-':
+            data = getattr(sys.stdin, 'buffer', sys.stdin).read()
+        else:
+            with open(path, 'rb') as f:
+                data = f.read()
+    except OSError as e:
+        raise exception.InvalidInput(reason='cannot read %s %s: %s' % (
+            option, path, e.strerror or e))
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise exception.InvalidInput(
+            reason='%s %s is not UTF-8 text (byte 0x%02x at offset %d): '
+                   'convert it (iconv -t UTF-8) or give it as virsh or '
+                   'openstack print it' % (
+                       option, 'from stdin' if path == '-' else path,
+                       data[e.start], e.start))
+
+
+def parse_json(text: str | bytes, option: str, path: str) -> Any:
+    """``text`` as JSON; InvalidInput naming ``option`` and ``path`` when
+    it is not JSON, or is nested deeper than Python can follow.
+    """
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise exception.InvalidInput(reason='%s %s is not JSON: %s' % (
+            option, path, exception.excerpt(e, 200)))
+    except RecursionError:
+        raise exception.InvalidInput(
+            reason='%s %s is nested too deeply to be what "openstack ... '
+                   'show -f json" prints' % (option, path))
+
+
+def _read_domcaps_file(path: str, kvm_amd_dir: str) -> HostReading:
+    xml = read_text_file(path, '--domcaps')
+    caps = host.detect_sev(host.parse_domain_capabilities(xml, path),
                            host.read_kvm_amd_params(kvm_amd_dir))
     return HostReading(caps, path, {})
 
@@ -205,28 +246,119 @@ def osc_properties(value: Any, what: str) -> dict[str, Any]:
             what, type(value).__name__))
 
 
+def _check_config_text(config_files: list[str]) -> None:
+    """Refuse a --config-file that is not UTF-8 text (a binary, say), by
+    name, before oslo.config trips over it.
+    """
+    for path in config_files:
+        try:
+            # Only regular files: a pipe (--config-file <(...)) would be
+            # consumed here and read empty by oslo.config.
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                continue
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError:
+            continue  # oslo.config says which file is missing
+        try:
+            data.decode('utf-8')
+        except UnicodeDecodeError as e:
+            raise exception.InvalidInput(
+                reason='--config-file %s is not a text configuration file '
+                       '(byte 0x%02x at offset %d is not UTF-8)' % (
+                           path, data[e.start], e.start))
+
+
+def _option_source(config_files: list[str], group: str, name: str
+                   ) -> tuple[str, str]:
+    """The file that sets ``[group]name`` and its raw value, as oslo.config
+    reads them (the last file wins).
+    """
+    for path in reversed(config_files):
+        sections: dict = {}
+        try:
+            cfg.ConfigParser(path, sections).parse()
+        except (cfg.Error, OSError, ValueError):
+            continue
+        values = sections.get(group, {}).get(name)
+        if values:
+            return path, repr(exception.excerpt(values[-1]))
+    return ', '.join(config_files) or 'the configuration', '?'
+
+
+def _check_option(conf, config_files: list[str], group: str,
+                  name: str) -> Any:
+    try:
+        return conf[name]
+    except (cfg.Error, ValueError) as e:
+        path, value = _option_source(config_files, group, name)
+        reason = str(e).partition(' is not valid: ')[2] or str(e)
+        raise exception.InvalidConfigOption(
+            group=group, option=name, value=value, path=path,
+            reason=exception.excerpt(reason, 200))
+
+
+def check_options(conf: cfg.ConfigOpts, config_files: list[str]) -> None:
+    """Read every registered option once, so that a value of the wrong
+    type or range is refused now, naming the option, the value and the
+    file, rather than failing wherever the option is first used.
+    """
+    for name in sorted(conf):
+        value = _check_option(conf, config_files, 'DEFAULT', name)
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for opt in sorted(value):
+                _check_option(value, config_files, name, opt)
+
+
 def load_config(config_files: list[str], debug: bool = False) -> None:
-    """Load ``config_files`` into CONF and set up oslo.log on stderr."""
+    """Load ``config_files`` into CONF, check its values and set up
+    oslo.log on stderr.
+    """
     global _logging_registered
     if not _logging_registered:
         logging.register_options(CONF)
         _logging_registered = True
+    _check_config_text(config_files)
     args = []
     for path in config_files:
         args += ['--config-file', path]
+    # oslo.config checks the values of command-line options (oslo.log's
+    # debug, log_file...) read from a file itself, and exits after
+    # printing "argument --debug: Invalid Boolean value: maybe".
+    printed = io.StringIO()
     try:
-        CONF(args, project='nova-sev', default_config_files=[],
-             default_config_dirs=[])
-    except (cfg.Error, OSError) as e:
+        with contextlib.redirect_stderr(printed):
+            CONF(args, project='nova-sev', default_config_files=[],
+                 default_config_dirs=[])
+    except (cfg.Error, OSError, ValueError) as e:
         raise exception.InvalidInput(reason='cannot load configuration: %s'
-                                     % e)
+                                     % exception.excerpt(e, 300))
+    except SystemExit:
+        match = _CLI_VALUE_ERROR.match(printed.getvalue())
+        if not match:
+            raise exception.InvalidInput(
+                reason='cannot load configuration: %s' % exception.excerpt(
+                    printed.getvalue().strip() or 'oslo.config exited', 300))
+        path, value = _option_source(config_files, 'DEFAULT',
+                                     match.group('dest'))
+        raise exception.InvalidConfigOption(
+            group='DEFAULT', option=match.group('dest'), value=value,
+            path=path, reason='not a %s' % match.group('type'))
     if debug:
         CONF.set_override('debug', True)
     else:
         # The commands print their findings; the log repeats only problems.
         logging.set_defaults(default_log_levels=(
             logging.get_default_log_levels() + ['nova_sev=WARN']))
-    logging.setup(CONF, 'nova-sev')
+    # After set_defaults: oslo.config caches what is read, and set_defaults
+    # does not clear that cache.
+    check_options(CONF, config_files)
+    try:
+        logging.setup(CONF, 'nova-sev')
+    except (OSError, ValueError) as e:
+        raise exception.InvalidInput(
+            reason='cannot set up logging as [DEFAULT] log_file, log_dir or '
+                   'log_config_append say: %s' % exception.excerpt(e, 300))
 
 
 def print_json(data: dict) -> None:
@@ -234,7 +366,18 @@ def print_json(data: dict) -> None:
     sys.stdout.write('\n')
 
 
+# The longest error line a command prints: a message that quotes its
+# input is cut where it quotes, this is the last guard.
+MAX_ERROR_CHARS = 2000
+
+
+def one_line(message: object) -> str:
+    """``message`` as one line of at most about MAX_ERROR_CHARS."""
+    return exception.excerpt(' '.join(str(message).split()),
+                             MAX_ERROR_CHARS)
+
+
 def fail(code: int, message: str) -> int:
     """Print ``message`` as the one line the user reads; return ``code``."""
-    print('nova-sev: %s' % ' '.join(str(message).split()), file=sys.stderr)
+    print('nova-sev: %s' % one_line(message), file=sys.stderr)
     return code

@@ -37,17 +37,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _read_domain(path: str) -> str:
-    try:
-        if path == '-':
-            return sys.stdin.read()
-        with open(path, encoding='utf-8') as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise exception.InvalidInput(reason='cannot read --domain %s: %s'
-                                     % (path, e))
-
-
 def _capabilities(args) -> tuple[host.SevHostCapabilities,
                                  list[fw.FirmwareDescriptor]]:
     """The host capabilities the way ``host-check`` gets them, and the
@@ -73,9 +62,13 @@ def run(args) -> int:
     extra_specs = common.parse_key_values(args.extra_spec, '--extra-spec')
     image_props = common.parse_key_values(args.image_property,
                                           '--image-property')
-    domain_xml = _read_domain(args.domain)
+    domain_xml = common.read_text_file(args.domain, '--domain')
+    source = 'stdin' if args.domain == '-' else args.domain
     # Malformed input is exit 2 whether or not SEV is requested.
-    designer.domain_facts(domain_xml)
+    try:
+        designer.domain_facts(domain_xml)
+    except exception.InvalidLibvirtXML as e:
+        raise e.with_source(source) from None
     machine_types = common.conf_machine_types(args.config_file)
     try:
         if hardware.get_sev_mode(extra_specs,

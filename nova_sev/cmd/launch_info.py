@@ -23,6 +23,8 @@ from nova_sev.virt.libvirt import connection
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$')
 
+_MAX_ID = 2 ** 31 - 1
+
 # libvirt's getSEVInfo() keys -> report keys.
 HOST_KEYS = (
     ('pdh', 'pdh'),
@@ -60,7 +62,9 @@ def lookup_order(domain: str) -> tuple[str, ...]:
     order = []
     if _UUID_RE.match(domain):
         order.append('lookupByUUIDString')
-    if domain.isdigit():
+    # libvirt's domain ids are C ints: a longer number can only be a name.
+    if (domain.isascii() and domain.isdigit() and len(domain) <= 10
+            and int(domain) <= _MAX_ID):
         order.append('lookupByID')
     order.append('lookupByName')
     return tuple(order)
@@ -125,6 +129,7 @@ def format_text(report: dict) -> str:
 def _find_domain(conn, domain: str, uri: str):
     import libvirt
 
+    name = exception.excerpt(domain)
     for method in lookup_order(domain):
         try:
             argument = int(domain) if method == 'lookupByID' else domain
@@ -132,9 +137,9 @@ def _find_domain(conn, domain: str, uri: str):
         except libvirt.libvirtError as e:
             if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                 raise exception.LaunchInfoUnavailable(
-                    domain=domain, reason=e.get_error_message() or e)
+                    domain=name, reason=e.get_error_message() or e)
     raise exception.LaunchInfoUnavailable(
-        domain=domain, reason='no domain with that name, UUID or id on %s '
+        domain=name, reason='no domain with that name, UUID or id on %s '
         '("virsh -c %s list --all" lists them; for a Nova server use its '
         'instance UUID)' % (uri, uri))
 
@@ -147,7 +152,8 @@ def _gather(conn, args, uri: str) -> dict | None:
         launch_info = dom.launchSecurityInfo()
     except libvirt.libvirtError as e:
         raise exception.LaunchInfoUnavailable(
-            domain=args.domain, reason='%s (the measurement exists only '
+            domain=exception.excerpt(args.domain),
+            reason='%s (the measurement exists only '
             'while the guest runs)' % (e.get_error_message() or e))
     if not is_sev_launch(launch_info):
         return None
@@ -171,7 +177,7 @@ def run(args) -> int:
         return common.fail(common.EXIT_REFUSED, 'domain %s on %s is not an '
                            'SEV guest: it has no <launchSecurity '
                            'type="sev"> and no launch measurement'
-                           % (args.domain, uri))
+                           % (exception.excerpt(args.domain), uri))
     if args.format == 'json':
         common.print_json(report)
     else:

@@ -15,6 +15,7 @@ even one), 2 bad input.
 import argparse
 
 from nova_sev.cmd import common
+from nova_sev import exception
 from nova_sev.virt import memory_plan
 
 CONF = common.CONF
@@ -24,29 +25,45 @@ CONF = common.CONF
 DEFAULT_HOST_OS_RESERVED_MB = 512
 
 
+def whole_number(text: str) -> int:
+    """An argument that must be a whole decimal number (argparse type):
+    ``1e30`` or ``4G`` are refused by name, not read as something else.
+    """
+    value = text.strip()
+    if not value.isascii() or not value.lstrip('-').isdigit():
+        raise argparse.ArgumentTypeError(
+            '%r is not a whole number' % exception.excerpt(text))
+    try:
+        return int(value)
+    except ValueError:  # beyond Python's 4300 digits
+        raise argparse.ArgumentTypeError(
+            '%s has too many digits' % exception.excerpt(text))
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         'plan-memory',
         help='plan host memory and reserved_host_memory_mb for SEV guests',
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--host-ram-mb', type=int, required=True,
+    parser.add_argument('--host-ram-mb', type=whole_number, required=True,
                         metavar='H', help='RAM of the compute host, in MiB')
-    parser.add_argument('--flavor-ram-mb', type=int, required=True,
+    parser.add_argument('--flavor-ram-mb', type=whole_number, required=True,
                         metavar='M', help='RAM of the SEV flavor, in MiB')
-    parser.add_argument('--video-mb', type=int, default=0, metavar='V',
+    parser.add_argument('--video-mb', type=whole_number, default=0,
+                        metavar='V',
                         help='video memory of each guest, in MiB (the '
                              "image's hw_video_ram; default 0)")
-    parser.add_argument('--host-os-reserved-mb', type=int,
+    parser.add_argument('--host-os-reserved-mb', type=whole_number,
                         default=DEFAULT_HOST_OS_RESERVED_MB, metavar='R',
                         help='memory the host OS and its services need, in '
                              'MiB: the reserved_host_memory_mb you would '
                              'set without SEV (default %d, as Nova)'
                              % DEFAULT_HOST_OS_RESERVED_MB)
-    parser.add_argument('--guests', type=int, metavar='N',
+    parser.add_argument('--guests', type=whole_number, metavar='N',
                         help='number of SEV guests to size the reservation '
                              'for (default: the most the host can hold)')
-    parser.add_argument('--max-asids', type=int, metavar='A',
+    parser.add_argument('--max-asids', type=whole_number, metavar='A',
                         help='SEV ASID slots of the host (the "ASID slots" '
                              'of nova-sev host-check, maxGuests in libvirt '
                              'domain capabilities)')

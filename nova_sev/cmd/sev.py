@@ -9,6 +9,7 @@ exit codes of ``nova_sev.cmd.common``: 0 fine, 1 refused or not usable,
 import argparse
 import importlib
 import sys
+import typing
 
 from nova_sev.cmd import common
 from nova_sev import exception
@@ -25,8 +26,18 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error
+    (exit status 2, as argparse's own).
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(common.EXIT_ERROR, '%s: error: %s (see %s --help)\n' % (
+            self.prog, common.one_line(message), self.prog))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog='nova-sev',
         description='AMD SEV tools for OpenStack Nova compute hosts.')
     parser.add_argument('--debug', action='store_true',

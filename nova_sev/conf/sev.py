@@ -8,6 +8,10 @@ example of 4718592 KiB.
 
 from oslo_config import cfg
 
+# An overhead of more than a TiB per guest is a typing error, not an
+# overhead: refused when the configuration is loaded.
+_MAX_OVERHEAD_MB = 1024 * 1024
+
 sev_group = cfg.OptGroup(
     'sev',
     title='AMD SEV options',
@@ -42,6 +46,7 @@ guest_opts = [
         'firmware_overhead_mb',
         default=16,
         min=0,
+        max=_MAX_OVERHEAD_MB,
         help="""
 Memory, in MiB, that each SEV guest pins beyond its RAM and video memory for
 firmware and tables: UEFI ROM (4096 KiB), UEFI variable store (4096 KiB),
@@ -53,6 +58,7 @@ per SEV guest the host may run: ``nova-sev plan-memory`` does the sum.
         'qemu_overhead_mb',
         default=496,
         min=0,
+        max=_MAX_OVERHEAD_MB,
         help="""
 Headroom, in MiB, added to an SEV guest's memory hard limit for the QEMU
 process itself. Too low and the kernel kills the guest; too high and the

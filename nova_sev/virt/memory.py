@@ -14,14 +14,24 @@ from nova_sev import exception
 KIB_PER_MIB = 1024
 DEFAULT_FIRMWARE_OVERHEAD_MB = 16
 DEFAULT_QEMU_OVERHEAD_MB = 496
+# The most memory any host can have: x86-64 physical addresses are at most
+# 52 bits wide (AMD APM vol. 2, "Physical address space"), 4 PiB. No guest,
+# and no host, is larger.
+MAX_MEMORY_MB = 2 ** 52 // (1024 * 1024)
+MAX_MEMORY_TEXT = '%d MiB (4 PiB, the most an x86-64 host can address)' % (
+    MAX_MEMORY_MB)
 
 
 def _check(**values: int) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise exception.InvalidInput(
-                reason='%s must be a whole number of MiB >= 0, got %r' % (
-                    name, value))
+                reason='%s must be a whole number of MiB >= 0, got %s' % (
+                    name, exception.excerpt(repr(value))))
+        if value > MAX_MEMORY_MB:
+            raise exception.InvalidInput(
+                reason='%s is %s MiB, more than %s' % (
+                    name, exception.excerpt(value), MAX_MEMORY_TEXT))
 
 
 def pinned_memory_mb(ram_mb: int, video_mb: int = 0,

@@ -43,14 +43,25 @@ class MemoryPlan:
     fits: bool
 
 
-def _whole(name: str, value: int | None, minimum: int) -> None:
+# SEV ASIDs are counted by a 32-bit CPUID field (Fn8000_001F ECX), and
+# each running SEV guest holds one.
+MAX_ASIDS = 0xffffffff
+
+
+def _whole(name: str, value: int | None, minimum: int,
+           maximum: int = memory.MAX_MEMORY_MB,
+           bound: str = memory.MAX_MEMORY_TEXT) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) \
             or value < minimum:
         raise exception.InvalidInput(
-            reason='%s must be a whole number >= %d, got %r' % (
-                name, minimum, value))
+            reason='%s must be a whole number >= %d, got %s' % (
+                name, minimum, exception.excerpt(repr(value))))
+    if value > maximum:
+        raise exception.InvalidInput(
+            reason='%s is %s, more than any host has: at most %s' % (
+                name, exception.excerpt(value), bound))
 
 
 def max_guests_by_memory(host_ram_mb: int, host_os_reserved_mb: int,
@@ -99,8 +110,9 @@ def plan_memory(host_ram_mb: int, flavor_ram_mb: int, video_mb: int = 0,
     _whole('flavor RAM (MiB)', flavor_ram_mb, 1)
     _whole('video memory (MiB)', video_mb, 0)
     _whole('host OS reservation (MiB)', host_os_reserved_mb, 0)
-    _whole('number of guests', guests, 1)
-    _whole('number of ASID slots', max_asids, 0)
+    asids = '%d (SEV ASID counts are 32-bit)' % MAX_ASIDS
+    _whole('number of guests', guests, 1, MAX_ASIDS, asids)
+    _whole('number of ASID slots', max_asids, 0, MAX_ASIDS, asids)
     if host_os_reserved_mb >= host_ram_mb:
         raise exception.InvalidInput(
             reason='the host OS reservation (%d MiB) leaves nothing of the '

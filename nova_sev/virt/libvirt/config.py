@@ -6,26 +6,63 @@ libvirt's, and no decisions: a config object never asks the host or the
 flavor anything. Only the elements nova-sev reads or writes live here.
 """
 
+import typing
+
 from lxml import etree
 
 from nova_sev import exception
 
-# Parsing untrusted XML (a file another host produced, say): no entities,
-# no network, no huge trees.
+# Every XML nova-sev reads goes through parse_xml: a file another host
+# produced, stdin, libvirt's answers. No DTD is loaded and no entity is
+# expanded (libvirt XML has neither, and both are the way to XXE and
+# "billion laughs"), nothing is fetched from the network, and libxml2's
+# limits on depth and size stay on.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True,
+                          load_dtd=False, dtd_validation=False,
                           huge_tree=False, remove_comments=True)
 
 
-def parse_xml(xmlstr: str | bytes, what: str) -> etree._Element:
-    """Parse ``xmlstr`` or raise InvalidLibvirtXML naming ``what``."""
+def _refuse_dtd(root: etree._Element, what: str,
+                source: str | None) -> None:
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise exception.InvalidLibvirtXML(
+            what=what, source=source,
+            reason='it has a document type declaration (%s); libvirt XML '
+                   'has none, and nova-sev reads no DTD or entities: remove '
+                   'it' % exception.excerpt(docinfo.doctype or '<!DOCTYPE>'))
+    entity = next(root.iter(etree.Entity), None)
+    if entity is not None:
+        raise exception.InvalidLibvirtXML(
+            what=what, source=source,
+            reason='it refers to the entity %s; libvirt XML uses none, and '
+                   'nova-sev expands none: write the text itself'
+                   % exception.excerpt(entity.text))
+
+
+def parse_xml(xmlstr: str | bytes, what: str,
+              source: str | None = None) -> etree._Element:
+    """Parse ``xmlstr`` safely; InvalidLibvirtXML naming ``what`` (and
+    ``source``, the file it came from) when it is not well-formed XML or
+    has a DTD or entity references.
+    """
     if isinstance(xmlstr, str):
-        xmlstr = xmlstr.encode('utf-8')
+        try:
+            xmlstr = xmlstr.encode('utf-8')
+        except UnicodeEncodeError as e:
+            # str from a surrogateescape stream: the bytes were not UTF-8.
+            raise exception.InvalidLibvirtXML(
+                what=what, source=source, reason='not UTF-8 text (%s)' % e)
     if not xmlstr or not xmlstr.strip():
-        raise exception.InvalidLibvirtXML(what=what, reason='empty document')
+        raise exception.InvalidLibvirtXML(what=what, source=source,
+                                          reason='empty document')
     try:
-        return etree.fromstring(xmlstr, parser=_PARSER)
+        root = etree.fromstring(xmlstr, parser=_PARSER)
     except etree.XMLSyntaxError as e:
-        raise exception.InvalidLibvirtXML(what=what, reason=str(e))
+        raise exception.InvalidLibvirtXML(
+            what=what, source=source, reason=exception.excerpt(e, 200))
+    _refuse_dtd(root, what, source)
+    return root
 
 
 def _int_text(node: etree._Element | None, what: str) -> int | None:
@@ -37,7 +74,46 @@ def _int_text(node: etree._Element | None, what: str) -> int | None:
         return int(text, 0)
     except ValueError:
         raise exception.InvalidLibvirtXML(
-            what=what, reason='<%s> holds %r, not a number' % (node.tag, text))
+            what=what, reason='<%s> holds %r, not a number' % (
+                node.tag, exception.excerpt(text)))
+
+
+def _bounded_int_text(parent: etree._Element, tag: str, what: str,
+                      minimum: int, maximum: int, meaning: str
+                      ) -> int | None:
+    """The integer of ``parent``'s ``<tag>`` children (None when there is
+    none); InvalidDomainCapabilities when two of them disagree or the value
+    is outside ``minimum``..``maximum``, which ``meaning`` explains.
+    """
+    values = {_int_text(node, what) for node in parent.findall(tag)}
+    if len(values) > 1:
+        raise exception.InvalidDomainCapabilities(
+            what=what, reason='<%s> is given %d times with different values '
+            '(%s): libvirt prints it once' % (
+                tag, len(parent.findall(tag)),
+                exception.excerpt(', '.join(map(str, sorted(values))))))
+    if not values:
+        return None
+    value = values.pop()
+    if not minimum <= value <= maximum:
+        raise exception.InvalidDomainCapabilities(
+            what=what, reason='<%s> is %s, but %s, from %d to %d' % (
+                tag, exception.excerpt(value), meaning, minimum, maximum))
+    return value
+
+
+def _supported(node: etree._Element, what: str) -> bool:
+    """``supported='yes'`` or ``'no'``; InvalidDomainCapabilities else."""
+    value = node.get('supported')
+    if value not in ('yes', 'no'):
+        raise exception.InvalidDomainCapabilities(
+            what=what, reason="supported is %r, libvirt prints 'yes' or "
+            "'no'" % exception.excerpt(value))
+    return value == 'yes'
+
+
+# The SEV ASID counts are 32-bit CPUID fields.
+_MAX_ASIDS = 0xffffffff
 
 
 class LibvirtConfigObject:
@@ -58,8 +134,16 @@ class LibvirtConfigObject:
     def format_dom(self) -> etree._Element:
         return self._new_node(self.root_name)
 
-    def parse_str(self, xmlstr: str | bytes) -> None:
-        self.parse_dom(parse_xml(xmlstr, self.root_name))
+    def parse_str(self, xmlstr: str | bytes,
+                  source: str | None = None) -> None:
+        """Parse ``xmlstr``; errors name ``source``, where it came from."""
+        root = parse_xml(xmlstr, self.root_name, source)
+        try:
+            self.parse_dom(root)
+        except exception.InvalidLibvirtXML as e:
+            if source is None or e.source is not None:
+                raise
+            raise e.with_source(source) from None
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         if xmldoc.tag != self.root_name:
@@ -86,6 +170,8 @@ class LibvirtConfigDomainCapsFeatureSev(LibvirtConfigObject):
 
     cbitpos and reducedPhysBits come with libvirt >= 4.5; maxGuests and
     maxESGuests (the host's SEV and SEV-ES ASID slots) with libvirt >= 8.0.
+    Parsing refuses values no AMD CPU reports (InvalidDomainCapabilities):
+    they would otherwise go into every guest's ``<launchSecurity>``.
     """
 
     def __init__(self) -> None:
@@ -98,13 +184,23 @@ class LibvirtConfigDomainCapsFeatureSev(LibvirtConfigObject):
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         super().parse_dom(xmldoc)
-        self.supported = xmldoc.get('supported') == 'yes'
         what = 'domain capabilities <sev>'
-        self.cbitpos = _int_text(xmldoc.find('cbitpos'), what)
-        self.reduced_phys_bits = _int_text(
-            xmldoc.find('reducedPhysBits'), what)
-        self.max_guests = _int_text(xmldoc.find('maxGuests'), what)
-        self.max_es_guests = _int_text(xmldoc.find('maxESGuests'), what)
+        self.supported = _supported(xmldoc, what)
+        # CPUID Fn8000_001F (AMD APM vol. 3): EBX[5:0] is the C-bit
+        # position, EBX[11:6] the physical address bits lost, ECX and EDX
+        # the 32-bit counts of SEV and SEV-ES ASIDs.
+        self.cbitpos = _bounded_int_text(
+            xmldoc, 'cbitpos', what, 0, 63,
+            'the C-bit is a bit position of a 64-bit page table entry')
+        self.reduced_phys_bits = _bounded_int_text(
+            xmldoc, 'reducedPhysBits', what, 0, 63,
+            'it counts physical address bits of a 64-bit address')
+        self.max_guests = _bounded_int_text(
+            xmldoc, 'maxGuests', what, 0, _MAX_ASIDS,
+            'it counts ASID slots (a 32-bit CPUID field)')
+        self.max_es_guests = _bounded_int_text(
+            xmldoc, 'maxESGuests', what, 0, _MAX_ASIDS,
+            'it counts ASID slots (a 32-bit CPUID field)')
 
     def format_dom(self) -> etree._Element:
         sev = super().format_dom()
@@ -130,7 +226,8 @@ class LibvirtConfigDomainCapsFeatureLaunchSecurity(LibvirtConfigObject):
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         super().parse_dom(xmldoc)
-        self.supported = xmldoc.get('supported') == 'yes'
+        self.supported = _supported(xmldoc,
+                                    'domain capabilities <launchSecurity>')
         self.sectypes = [
             (value.text or '').strip()
             for enum in xmldoc.findall('enum')
@@ -176,15 +273,31 @@ class LibvirtConfigDomainCaps(LibvirtConfigObject):
             for v in xmldoc.findall("os/enum[@name='firmware']/value")]
         vendor = xmldoc.findtext("cpu/mode[@name='host-model']/vendor")
         self.cpu_vendor = vendor.strip() if vendor else None
-        sev = xmldoc.find('features/sev')
-        if sev is not None:
-            self.sev = LibvirtConfigDomainCapsFeatureSev()
-            self.sev.parse_dom(sev)
-        lsec = xmldoc.find('features/launchSecurity')
-        if lsec is not None:
-            self.launch_security = (
-                LibvirtConfigDomainCapsFeatureLaunchSecurity())
-            self.launch_security.parse_dom(lsec)
+        self.sev = self._parse_feature(
+            xmldoc, LibvirtConfigDomainCapsFeatureSev)
+        self.launch_security = self._parse_feature(
+            xmldoc, LibvirtConfigDomainCapsFeatureLaunchSecurity)
+
+    @staticmethod
+    def _parse_feature(xmldoc: etree._Element, cls: type) -> typing.Any:
+        """The feature ``cls`` parsed from ``<features>``; None when it is
+        absent. libvirt prints each feature once: several that disagree
+        are an InvalidDomainCapabilities.
+        """
+        parsed = []
+        for node in xmldoc.findall('features/%s' % cls().root_name):
+            feature = cls()
+            feature.parse_dom(node)
+            if feature not in parsed:
+                parsed.append(feature)
+        if len(parsed) > 1:
+            raise exception.InvalidDomainCapabilities(
+                what='domain capabilities <features>',
+                reason='%d <%s> elements that disagree (%s): libvirt prints '
+                'one' % (len(parsed), parsed[0].root_name, exception.excerpt(
+                    ' and '.join(f.to_xml(pretty_print=False)
+                                 for f in parsed), 200)))
+        return parsed[0] if parsed else None
 
     def format_dom(self) -> etree._Element:
         caps = super().format_dom()

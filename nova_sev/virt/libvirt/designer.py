@@ -14,7 +14,6 @@ half-applied.
 
 import collections.abc
 import dataclasses
-import math
 import typing
 
 from lxml import etree
@@ -25,14 +24,22 @@ from nova_sev.virt.libvirt import config as vconfig
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
+from nova_sev.virt import memory
 
-_KIB_PER_UNIT = {
-    'b': 1 / 1024, 'bytes': 1 / 1024,
-    'kb': 1000 / 1024, 'k': 1, 'kib': 1,
-    'mb': 1000 ** 2 / 1024, 'm': 1024, 'mib': 1024,
-    'gb': 1000 ** 3 / 1024, 'g': 1024 ** 2, 'gib': 1024 ** 2,
-    'tb': 1000 ** 4 / 1024, 't': 1024 ** 3, 'tib': 1024 ** 3,
+# libvirt's memory units (formatdomain "Memory Allocation"), in bytes:
+# integers, so that no size is computed in floating point.
+_BYTES_PER_UNIT = {
+    'b': 1, 'bytes': 1,
+    'kb': 1000, 'k': 1024, 'kib': 1024,
+    'mb': 1000 ** 2, 'm': 1024 ** 2, 'mib': 1024 ** 2,
+    'gb': 1000 ** 3, 'g': 1024 ** 3, 'gib': 1024 ** 3,
+    'tb': 1000 ** 4, 't': 1024 ** 4, 'tib': 1024 ** 4,
+    'pb': 1000 ** 5, 'p': 1024 ** 5, 'pib': 1024 ** 5,
+    'eb': 1000 ** 6, 'e': 1024 ** 6, 'eib': 1024 ** 6,
 }
+# libvirt refuses sizes above LLONG_MAX bytes (virMemoryMaxValue); no
+# x86-64 host has more than MAX_MEMORY_MB, which is less.
+_MAX_MEMORY_BYTES = memory.MAX_MEMORY_MB * 1024 * 1024
 # Video model attributes that size a device's memory, in KiB.
 _VIDEO_SIZE_ATTRS = ('ram', 'vram', 'vram64', 'vgamem')
 # virtio-blk driver attributes that a SCSI disk does not accept.
@@ -60,17 +67,36 @@ def _parse_domain(domain_xml: str) -> etree._Element:
     return root
 
 
-def _to_kib(value: str | None, unit: str | None, what: str) -> float:
-    factor = _KIB_PER_UNIT.get((unit or 'KiB').lower())
-    try:
-        number = int((value or '').strip())
-    except ValueError:
-        number = -1
-    if factor is None or number < 0:
-        raise exception.InvalidLibvirtXML(
-            what='domain', reason='%s is %r %s, not a size' % (
-                what, value, unit))
-    return number * factor
+def _to_kib(value: str | None, unit: str | None, element: str,
+            minimum_bytes: int = 0) -> int:
+    """A libvirt size in KiB, rounded up as libvirt does; InvalidDomainMemory
+    with the value and unit when it is not a whole number of a known unit
+    or lies outside ``minimum_bytes`` and what a host can have.
+    """
+    unit = unit or 'KiB'
+    factor = _BYTES_PER_UNIT.get(unit.lower())
+    text = (value or '').strip()
+
+    def refuse(reason):
+        return exception.InvalidDomainMemory(
+            what='domain', element=element,
+            value=repr(exception.excerpt(text)),
+            unit=exception.excerpt(unit), reason=reason)
+
+    if factor is None:
+        raise refuse('not a unit libvirt knows (b, KiB, MiB, GiB, TiB, KB, '
+                     'MB, GB, TB...)')
+    if not (text.isascii() and text.isdigit()):
+        raise refuse('not a whole number')
+    digits = text.lstrip('0')
+    # Beyond 30 digits no unit brings it under the bound (and Python
+    # converts at most 4300 digits).
+    size = int(digits or '0') * factor if len(digits) <= 30 else None
+    if size is not None and size < minimum_bytes:
+        raise refuse('libvirt refuses a domain without memory')
+    if size is None or size > _MAX_MEMORY_BYTES:
+        raise refuse('more than %s' % memory.MAX_MEMORY_TEXT)
+    return -(-size // 1024)
 
 
 def _host_devices(devices: etree._Element | None) -> tuple[str, ...]:
@@ -108,8 +134,10 @@ def _domain_facts(root: etree._Element) -> DomainFacts:
     if mem is None:
         raise exception.InvalidLibvirtXML(what='domain',
                                           reason='no <memory> element')
-    ram_kib = _to_kib(mem.text, mem.get('unit'), '<memory>')
-    video_kib = 0.0
+    # libvirt refuses a domain with no memory ("Memory size must be
+    # specified"): at least one byte.
+    ram_kib = _to_kib(mem.text, mem.get('unit'), '<memory>', 1)
+    video_kib = 0
     for model in root.findall('devices/video/model'):
         for attr in _VIDEO_SIZE_ATTRS:
             if model.get(attr) is not None:
@@ -119,8 +147,8 @@ def _domain_facts(root: etree._Element) -> DomainFacts:
                                      'video %s' % attr)
     os_type = root.find('os/type')
     return DomainFacts(
-        ram_mb=math.ceil(ram_kib / 1024),
-        video_mb=math.ceil(video_kib / 1024),
+        ram_mb=-(-ram_kib // 1024),
+        video_mb=-(-video_kib // 1024),
         huge_pages=root.find('memoryBacking/hugepages') is not None,
         machine_type=os_type.get('machine') if os_type is not None else None,
         host_devices=_host_devices(root.find('devices')))

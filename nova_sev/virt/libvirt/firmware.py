@@ -94,7 +94,8 @@ def load_descriptors(dirs: list[str]) -> list[FirmwareDescriptor]:
         try:
             with open(path, encoding='utf-8') as f:
                 descriptors.append(parse_descriptor(path, json.load(f)))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError,
+                RecursionError) as e:
             LOG.warning('Ignoring firmware descriptor %s: %s', path, e)
     return descriptors
 

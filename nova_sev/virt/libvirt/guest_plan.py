@@ -206,7 +206,7 @@ def refuse_host_devices(devices: tuple[str, ...], source: str) -> None:
     """
     if devices:
         raise exception.SevDeviceNotSupported(
-            device=', '.join(devices), source=source)
+            device=exception.excerpt_list(devices), source=source)
 
 
 def _check_devices(facts: GuestFacts) -> None:

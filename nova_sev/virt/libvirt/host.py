@@ -14,6 +14,7 @@ the facts once per process from libvirt and sysfs and caches the answer.
 from collections.abc import Callable
 import dataclasses
 import os
+import stat
 
 from oslo_log import log as logging
 
@@ -34,7 +35,9 @@ REMEDY_STACK = ('SEV needs kernel >= 4.16, QEMU >= 2.12, libvirt >= 4.5 and '
                 'an OVMF build with SEV support')
 REMEDY_KERNEL = ('boot the host kernel with "mem_encrypt=on kvm_amd.sev=1" '
                  '(add "kvm_amd.sev_es=1" for SEV-ES) and reload kvm_amd')
-REMEDY_MODULE = 'is the kvm_amd module loaded?'
+REMEDY_MODULE = ('is the kvm_amd module loaded, and does '
+                 '[sev]kvm_amd_parameters_dir (or --kvm-amd-params) name its '
+                 'parameters directory?')
 # CPU vendors, as libvirt names them, whose processors can have SEV: AMD
 # EPYC, and Hygon's licensed Zen design (Linux's kvm_amd drives both).
 SEV_CPU_VENDORS = ('AMD', 'Hygon')
@@ -70,17 +73,46 @@ def parse_kvm_amd_param(name: str, raw: str | None,
                        'expected 1/Y or 0/N' % (path, value[:40]))
 
 
+# A parameter file is a few bytes; anything longer is not one.
+_PARAM_READ_BYTES = 64
+_FILE_KINDS = ((stat.S_ISFIFO, 'a FIFO'), (stat.S_ISDIR, 'a directory'),
+               (stat.S_ISCHR, 'a character device'),
+               (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+
+def read_param_file(path: str) -> tuple[str | None, str | None]:
+    """The start of the regular file ``path`` and None, or None and why it
+    could not be read.
+
+    Opened without blocking and read only when fstat says it is a regular
+    file: a FIFO or a device in place of a sysfs file must not hang the
+    caller (nova-compute's startup, host-check).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        return None, '%s: %s' % (path, e.strerror or e)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((k for test, k in _FILE_KINDS if test(mode)),
+                        'not a regular file')
+            return None, '%s: %s, not a regular file' % (path, kind)
+        data = os.read(fd, _PARAM_READ_BYTES)
+    except OSError as e:
+        return None, '%s: %s' % (path, e.strerror or e)
+    finally:
+        os.close(fd)
+    return data.decode('ascii', errors='replace'), None
+
+
 def read_kvm_amd_params(directory: str = KVM_AMD_PARAMETERS_DIR
                         ) -> dict[str, KvmAmdParam]:
     """Read the ``sev`` and ``sev_es`` parameters from ``directory``."""
     params = {}
     for name in ('sev', 'sev_es'):
-        path = os.path.join(directory, name)
-        try:
-            with open(path, encoding='ascii', errors='replace') as f:
-                raw, error = f.read(64), None
-        except OSError as e:
-            raw, error = None, '%s: %s' % (path, e.strerror or e)
+        raw, error = read_param_file(os.path.join(directory, name))
         params[name] = parse_kvm_amd_param(name, raw, error)
     return params
 
@@ -226,10 +258,15 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         cpu_vendor=domcaps.cpu_vendor if domcaps else None)
 
 
-def parse_domain_capabilities(xmlstr: str) -> vconfig.LibvirtConfigDomainCaps:
-    """Parse ``virsh domcapabilities`` output; InvalidLibvirtXML if bad."""
+def parse_domain_capabilities(xmlstr: str | bytes,
+                              source: str | None = None
+                              ) -> vconfig.LibvirtConfigDomainCaps:
+    """Parse ``virsh domcapabilities`` output; InvalidLibvirtXML (naming
+    ``source``, where it came from) if malformed, InvalidDomainCapabilities
+    if it states impossible SEV facts.
+    """
     caps = vconfig.LibvirtConfigDomainCaps()
-    caps.parse_str(xmlstr)
+    caps.parse_str(xmlstr, source)
     return caps
 
 

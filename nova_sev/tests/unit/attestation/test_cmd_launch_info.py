@@ -205,6 +205,22 @@ class TestLaunchInfo(testtools.TestCase):
         self.assertEqual('this function is not supported',
                          report['host_error'])
 
+    def test_id_beyond_a_c_int(self):
+        # Not an id libvirt can have: looked up as a name, not an
+        # OverflowError in libvirt-python.
+        result = self.info('99999999999999999999')
+        self.assertEqual(common.EXIT_ERROR, result.code)
+        self.assertNotIn('unexpected error', result.err)
+        self.assertIn('No SEV launch information for domain '
+                      '99999999999999999999: no domain with that name',
+                      result.err)
+
+    def test_huge_name_is_not_echoed(self):
+        result = self.info('9' * 5000)
+        self.assertEqual(common.EXIT_ERROR, result.code)
+        self.assertIn('more characters', result.err)
+        self.assertLess(len(result.err), 600)
+
     def test_connection_refused(self):
         def refuse(uri):
             raise FakeLibvirtError('Failed to connect socket', 38)
@@ -224,6 +240,13 @@ class TestLookupOrder(testtools.TestCase):
                          launch_info.lookup_order('12'))
         self.assertEqual(('lookupByName',),
                          launch_info.lookup_order('instance-0000000c'))
+
+    def test_ids_are_c_ints(self):
+        self.assertEqual(('lookupByID', 'lookupByName'),
+                         launch_info.lookup_order(str(2 ** 31 - 1)))
+        for name in (str(2 ** 31), '9' * 20, '\u00b2', '\u0661\u0662'):
+            self.assertEqual(('lookupByName',),
+                             launch_info.lookup_order(name), name)
 
     def test_is_sev_launch(self):
         self.assertTrue(launch_info.is_sev_launch(SEV_LAUNCH))

@@ -63,6 +63,29 @@ class KvmAmdParamTestCase(testtools.TestCase):
         self.assertFalse(params['sev'].enabled)
         self.assertIn('could not be read', params['sev'].reason)
 
+    def test_fifo_is_not_read(self):
+        self.useFixture(fixtures.Timeout(20, gentle=True))
+        d = self.useFixture(fixtures.TempDir()).path
+        os.mkfifo(os.path.join(d, 'sev'))
+        raw, error = host.read_param_file(os.path.join(d, 'sev'))
+        self.assertIsNone(raw)
+        self.assertEqual('%s/sev: a FIFO, not a regular file' % d, error)
+        params = host.read_kvm_amd_params(d)
+        self.assertIn('a FIFO, not a regular file', params['sev'].reason)
+
+    def test_device_is_not_read(self):
+        self.useFixture(fixtures.Timeout(20, gentle=True))
+        raw, error = host.read_param_file('/dev/zero')
+        self.assertIsNone(raw)
+        self.assertIn('a character device, not a regular file', error)
+
+    def test_symlink_to_a_regular_file_is_read(self):
+        d = self.useFixture(fixtures.TempDir()).path
+        sev_host.write_kvm_amd_params(d, sev='Y')
+        os.symlink(os.path.join(d, 'sev'), os.path.join(d, 'link'))
+        self.assertEqual(('Y\n', None),
+                         host.read_param_file(os.path.join(d, 'link')))
+
     def test_binary_garbage_file(self):
         d = self.useFixture(fixtures.TempDir()).path
         with open(os.path.join(d, 'sev'), 'wb') as f:
