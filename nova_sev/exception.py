@@ -159,3 +159,10 @@ class SevHostLimitReached(NovaSevException):
 
     # The limit comes first: Nova keeps 255 characters of a fault.
     msg_fmt = 'SEV host limit on %(host)s: %(reason)s (instance %(instance)s)'
+
+
+class InvalidLaunchInputs(InvalidInput):
+    """Inputs an expected launch measurement cannot be computed from."""
+
+    msg_fmt = ('Cannot compute the expected %(mode)s launch measurement: '
+               '%(reason)s')

@@ -19,6 +19,7 @@ COMMANDS = (
     'guest_xml',
     'plan_memory',
     'check_flavor',
+    'expected_measurement',
     'verify_measurement',
     'build_secret',
     'launch_info',
