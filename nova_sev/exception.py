@@ -166,3 +166,13 @@ class InvalidLaunchInputs(InvalidInput):
 
     msg_fmt = ('Cannot compute the expected %(mode)s launch measurement: '
                '%(reason)s')
+
+
+class InvalidAttestationReport(InvalidInput):
+    msg_fmt = ('%(source)s is not an SEV-SNP attestation report: '
+               '%(reason)s; give the raw report the guest got from '
+               '/dev/sev-guest (e.g. "snpguest report")')
+
+
+class InvalidCertificate(InvalidInput):
+    msg_fmt = 'Invalid certificate %(source)s: %(reason)s'

@@ -22,6 +22,7 @@ COMMANDS = (
     'expected_measurement',
     'verify_measurement',
     'build_secret',
+    'verify_report',
     'launch_info',
 )
 
