@@ -4,11 +4,12 @@ The guest asks its CPU's security processor for a report (MSG_REPORT_REQ,
 ``/dev/sev-guest``, ``snpguest report``); the firmware fills it and signs
 it with the chip's VCEK. Layout: AMD SEV Secure Nested Paging Firmware ABI
 Specification (pub. 56860), section 7.3 (MSG_REPORT_REQ), table
-"ATTESTATION_REPORT Structure" (report versions 2 and 3), with the guest
-policy of section 4.3 (table "Guest Policy Structure"), TCB_VERSION of
-section 2.2 and PLATFORM_INFO of the report table's row 40h.
-Version 3 adds the CPUID family, model and stepping at 188h-18Ah, which
-version 2 keeps reserved; both are 1184 (4A0h) bytes.
+"ATTESTATION_REPORT Structure", with the guest policy of section 4.3
+(table "Guest Policy Structure"), TCB_VERSION of section 2.2 and
+PLATFORM_INFO of the report table's row 40h. Version 3 adds the CPUID
+family, model and stepping at 188h-18Ah, which version 2 keeps reserved;
+version 5 (SNP firmware 1.58, as Turin chips report) adds the mitigation
+vectors at 1F8h and 200h; all are 1184 (4A0h) bytes.
 
 Pure: bytes in, a ``Report`` out.
 """
@@ -19,7 +20,10 @@ from nova_sev import exception
 
 REPORT_LEN = 0x4a0
 SIGNED_LEN = 0x2a0      # the signature covers bytes 0h-29Fh
-SUPPORTED_VERSIONS = (2, 3)
+# Version 3 adds the CPUID family, model and stepping (188h-18Ah); 4 keeps
+# 3's layout; 5 adds the launch and current mitigation vectors (1F8h,
+# 200h). Reserved bytes of an older version are not read.
+SUPPORTED_VERSIONS = (2, 3, 4, 5)
 SIG_ALGO_ECDSA_P384_SHA384 = 1
 SIGNATURE_COMPONENT_LEN = 72   # R and S, little-endian, zero-extended
 
@@ -92,12 +96,16 @@ LAYOUT = (
     ('committed_major', 0x1ee, 1, 'u'),
     ('reserved_1ef', 0x1ef, 1, 'r'),
     ('launch_tcb', 0x1f0, 8, 'u'),
-    ('reserved_1f8', 0x1f8, 0x2a0 - 0x1f8, 'r'),
+    ('launch_mit_vector', 0x1f8, 8, 'u'),    # version 5; reserved before
+    ('current_mit_vector', 0x200, 8, 'u'),   # version 5
+    ('reserved_208', 0x208, 0x2a0 - 0x208, 'r'),
     ('signature_r', 0x2a0, SIGNATURE_COMPONENT_LEN, 'b'),
     ('signature_s', 0x2e8, SIGNATURE_COMPONENT_LEN, 'b'),
     ('reserved_330', 0x330, REPORT_LEN - 0x330, 'r'),
 )
-_V3_ONLY = ('cpuid_fam_id', 'cpuid_mod_id', 'cpuid_step')
+# Fields by the first version that has them.
+_SINCE = {'cpuid_fam_id': 3, 'cpuid_mod_id': 3, 'cpuid_step': 3,
+          'launch_mit_vector': 5, 'current_mit_vector': 5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,9 +164,9 @@ def parse_report(data: bytes, source: str = 'the report') -> Report:
         raise exception.InvalidAttestationReport(
             source=source, reason='report version %d: nova-sev reads '
             'versions %s of the SNP ABI layout' % (
-                version, ' and '.join(map(str, SUPPORTED_VERSIONS))))
-    if version < 3:
-        for name in _V3_ONLY:
+                version, ', '.join(map(str, SUPPORTED_VERSIONS))))
+    for name, since in _SINCE.items():
+        if version < since:
             fields[name] = None
     return Report(fields=fields, signed=bytes(data[:SIGNED_LEN]),
                   raw=bytes(data))
@@ -166,7 +174,7 @@ def parse_report(data: bytes, source: str = 'the report') -> Report:
 
 def tcb_fields(report: Report, turin: bool | None = None) -> tuple:
     """The TCB_VERSION layout of the report's product: Turin's where the
-    report (version 3) or the caller says the CPU is family 1Ah.
+    report (version 3 on) or the caller says the CPU is family 1Ah.
     """
     if turin is None:
         turin = report.fields.get('cpuid_fam_id') == FAMILY_TURIN

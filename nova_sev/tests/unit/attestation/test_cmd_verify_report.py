@@ -182,7 +182,7 @@ class TestEveryFieldChanged(Base):
         self.assertEqual(common.EXIT_OK, result.code, result.out)
 
     def test_wrong_version(self):
-        for version in (1, 4, 5):
+        for version in (0, 1, 6, 0x100):
             result = self.verify(self.report(version=version))
             self.assertEqual(common.EXIT_ERROR, result.code)
             self.assertIn('report version %d' % version, result.err)
@@ -367,6 +367,19 @@ class TestRealReport(Base):
             self.assertFailed(result, data, EXIT_NOT_AUTHENTIC,
                               ['ask_signs_vcek', 'ark_signs_ask',
                                'ark_self_signed'])
+
+    def test_turin_version_5(self):
+        vcek = os.path.join(test_snp_report.DATA, 'ms-turin-vcek.pem')
+        result, data = self.verify_json(
+            test_snp_report.data_file('ms-turin-report.bin'),
+            '--min-tcb', 'fmc=1,snp=4', certs=['--vcek', vcek])
+        self.assertEqual(common.EXIT_OK, result.code, result.out)
+        self.assertEqual('turin', data['product'])
+        self.assertEqual(5, data['report']['version'])
+        result, data = self.verify_json(
+            test_snp_report.data_file('ms-turin-report.bin'),
+            '--min-tcb', 'fmc=2', certs=['--vcek', vcek])
+        self.assertFailed(result, data, common.EXIT_REFUSED, ['min_tcb'])
 
     def test_changed_bit(self):
         raw = bytearray(bytes.fromhex(test_snp_report.data_file(

@@ -31,15 +31,17 @@ class TestLayout(testtools.TestCase):
         self.assertEqual(snp_report.REPORT_LEN, offset)
 
     def test_every_field_round_trips(self):
-        for version in (2, 3):
+        for version in (2, 3, 4, 5):
             fields = snp_chain.report_fields(
                 version=version, cpuid_fam_id=0x19, cpuid_mod_id=0x11,
-                cpuid_step=1)
+                cpuid_step=1, launch_mit_vector=0x3f,
+                current_mit_vector=0x1f)
             report = snp_report.parse_report(bytes(
                 snp_chain.unsigned_report(fields)))
             for name, value in fields.items():
-                if version == 2 and name.startswith('cpuid_'):
-                    # Reserved in version 2: not read.
+                if (version == 2 and name.startswith('cpuid_') or
+                        version < 5 and name.endswith('_mit_vector')):
+                    # Reserved in the older versions: not read.
                     self.assertIsNone(report.fields[name])
                 else:
                     self.assertEqual(value, report.fields[name], name)
@@ -83,7 +85,7 @@ class TestLayout(testtools.TestCase):
             e = self.assertRaises(exception.InvalidAttestationReport,
                                   snp_report.parse_report, data)
             self.assertIn('1184', str(e))
-        for version in (0, 1, 4, 5):
+        for version in (0, 1, 6, 0xffffffff):
             data = bytes(snp_chain.unsigned_report(snp_chain.report_fields(
                 version=version)))
             e = self.assertRaises(exception.InvalidAttestationReport,
@@ -156,6 +158,25 @@ class TestAmdCertificates(testtools.TestCase):
                                                             alone)
                     self.assertIsNone(found)
                     self.assertFalse(all(c.ok for c in checks))
+
+    def test_real_reports_of_each_product(self):
+        # Microsoft's test data: Milan and Genoa version 3, Turin version 5.
+        for product, version in (('milan', 3), ('genoa', 3), ('turin', 5)):
+            report = snp_report.parse_report(data_file(
+                'ms-%s-report.bin' % product))
+            vcek = snp_verify.load_certificates(data_file(
+                'ms-%s-vcek.pem' % product), product)[0]
+            self.assertEqual(version, report.version)
+            checks, found = snp_verify.chain_checks(vcek, None, self.roots)
+            self.assertEqual(product, found)
+            checks += snp_verify.report_checks(report, vcek)
+            self.assertTrue(all(c.ok for c in checks), (product, checks))
+            self.assertEqual(product == 'turin',
+                             snp_verify.vcek_is_turin(vcek))
+        turin = snp_report.parse_report(data_file('ms-turin-report.bin'))
+        self.assertEqual({'fmc': 1, 'bootloader': 1, 'tee': 1, 'snp': 4,
+                          'microcode': 81},
+                         snp_report.to_dict(turin)['reported_tcb_decoded'])
 
     def test_real_report_verifies(self):
         report = snp_report.parse_report(bytes.fromhex(
