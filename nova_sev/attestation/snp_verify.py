@@ -13,6 +13,7 @@ Pure: certificates and report bytes in, checks out.
 """
 
 import dataclasses
+import datetime
 import importlib.resources
 import warnings
 
@@ -44,8 +45,8 @@ SPL_OIDS = (('bootloader', OID_BL_SPL), ('tee', OID_TEE_SPL),
 
 # Checks whose failure means the report cannot be trusted at all.
 AUTHENTICITY_CHECKS = ('ark_self_signed', 'ark_signs_ask', 'ask_signs_vcek',
-                       'signing_key', 'report_signature', 'vcek_chip_id',
-                       'vcek_tcb')
+                       'certificate_dates', 'signing_key',
+                       'report_signature', 'vcek_chip_id', 'vcek_tcb')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,9 +166,12 @@ def _name(cert: x509.Certificate) -> str:
 
 
 def chain_checks(vcek: x509.Certificate, ask: x509.Certificate | None,
-                 roots: Roots) -> tuple[list[Check], str | None]:
+                 roots: Roots,
+                 at: datetime.datetime | None = None
+                 ) -> tuple[list[Check], str | None]:
     """The checks of VCEK -> ASK -> ARK, and the product whose ARK
-    anchors the chain (None when none does).
+    anchors the chain (None when none does); with ``at``, also that the
+    certificates are valid then.
     """
     asks = [ask] if ask is not None else list(roots.asks.values())
     chosen, reasons = None, []
@@ -185,10 +189,13 @@ def chain_checks(vcek: x509.Certificate, ask: x509.Certificate | None,
     if chosen is None:
         # No link from the VCEK to an ASK: the rest of the chain anchors
         # nothing, whatever it verifies.
-        return checks + [
+        checks += [
             Check('ark_signs_ask', False, 'not reached: no ASK for the VCEK'),
             Check('ark_self_signed', False,
-                  'not reached: no ASK for the VCEK')], None
+                  'not reached: no ASK for the VCEK')]
+        if at is not None:
+            checks.append(dates_check([vcek], at))
+        return checks, None
     signer = chosen
     product, reasons = None, []
     for name, ark in roots.arks.items():
@@ -212,7 +219,24 @@ def chain_checks(vcek: x509.Certificate, ask: x509.Certificate | None,
     else:
         checks.append(Check('ark_self_signed', False,
                             'no trusted ARK anchors the chain'))
+    if at is not None:
+        checks.append(dates_check(
+            [vcek, signer] + ([roots.arks[product]] if product else []), at))
     return checks, product
+
+
+def dates_check(certs: list[x509.Certificate],
+                at: datetime.datetime) -> Check:
+    """Whether every certificate of the chain is valid at ``at`` (UTC)."""
+    bad = []
+    for cert in certs:
+        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+            bad.append('%s valid %s to %s' % (
+                _name(cert), cert.not_valid_before_utc.date(),
+                cert.not_valid_after_utc.date()))
+    return Check('certificate_dates', not bad,
+                 ('not valid on %s: %s' % (at.date(), '; '.join(bad)))
+                 if bad else 'VCEK, ASK and ARK valid on %s' % at.date())
 
 
 def _der_integer(raw: bytes) -> int | None:

@@ -20,6 +20,7 @@ chain or root does not verify). Every failed check is named.
 """
 
 import argparse
+import datetime
 import re
 import uuid
 
@@ -63,6 +64,10 @@ def register(subparsers) -> None:
                             'ARKs (labs, tests); needs --ask')
     group.add_argument('--product', choices=snp_verify.PRODUCTS,
                        help='trust only this product\'s built-in root')
+    group.add_argument('--at', metavar='DATE',
+                       help='check that the certificates are valid at this '
+                            'ISO 8601 date or time (UTC), not now: for a '
+                            'report checked again later')
     group = parser.add_argument_group('what you expect')
     group.add_argument('--measurement', metavar='HEX',
                        help='the launch digest, 48 bytes (nova-sev '
@@ -166,6 +171,21 @@ def load_expectations(args) -> snp_verify.Expectations:
         allow_migration_agent=args.allow_migration_agent)
 
 
+def parse_at(text: str | None) -> datetime.datetime:
+    """--at as an aware UTC datetime; now without it."""
+    if text is None:
+        return datetime.datetime.now(datetime.timezone.utc)
+    try:
+        at = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise exception.InvalidInput(
+            reason='--at %r is not an ISO 8601 date or time, e.g. '
+            '2026-01-31 or 2026-01-31T12:00:00' % text)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.timezone.utc)
+    return at
+
+
 def verdict(checks: list[snp_verify.Check]) -> str:
     """NOT AUTHENTIC when an authenticity check failed, REFUSED when
     another did, else OK.
@@ -195,7 +215,8 @@ def run(args) -> int:
     ask = read_certificates(args.ask, '--ask')[0] if args.ask else None
     roots = load_roots(args)
     expect = load_expectations(args)
-    chain, product = snp_verify.chain_checks(vcek, ask, roots)
+    at = parse_at(args.at)
+    chain, product = snp_verify.chain_checks(vcek, ask, roots, at)
     checks = chain + snp_verify.report_checks(report, vcek)
     turin = snp_verify.vcek_is_turin(vcek)
     checks += snp_verify.expectation_checks(report, expect, turin)

@@ -56,14 +56,18 @@ def _der_int(value: int) -> bytes:
     return bytes([0x02, 0x01, value])
 
 
+NOT_BEFORE = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+NOT_AFTER = datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc)
+
+
 def certificate(subject: str, issuer: str, public_key, signing_key,
-                extensions=(), rsa_pss: bool = True) -> x509.Certificate:
-    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+                extensions=(), rsa_pss: bool = True,
+                not_after=NOT_AFTER) -> x509.Certificate:
     builder = (x509.CertificateBuilder()
                .subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(public_key).serial_number(1)
-               .not_valid_before(now)
-               .not_valid_after(now + datetime.timedelta(days=3650)))
+               .not_valid_before(NOT_BEFORE)
+               .not_valid_after(not_after))
     for oid, value in extensions:
         builder = builder.add_extension(
             x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value),
@@ -90,7 +94,7 @@ class Chain:
     def __init__(self, ark='ark', ask='ask', vcek='vcek', ark_signer=None,
                  ask_signer=None, vcek_signer=None, vcek_curve='secp384r1',
                  vcek_exts=None, rsa_pss=True, ark_name='ARK-Test',
-                 ask_name='SEV-Test'):
+                 ask_name='SEV-Test', vcek_not_after=NOT_AFTER):
         ark_key, ask_key = rsa_key(ark), rsa_key(ask)
         self.vcek_key = ec_key(vcek, vcek_curve)
         self.ark = certificate(ark_name, ark_name, ark_key.public_key(),
@@ -100,7 +104,8 @@ class Chain:
         self.vcek = certificate(
             'SEV-VCEK', ask_name, self.vcek_key.public_key(),
             rsa_key(vcek_signer or ask),
-            vcek_extensions() if vcek_exts is None else vcek_exts)
+            vcek_extensions() if vcek_exts is None else vcek_exts,
+            not_after=vcek_not_after)
 
     @staticmethod
     def pem(cert) -> bytes:

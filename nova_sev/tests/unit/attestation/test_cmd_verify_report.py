@@ -4,6 +4,7 @@ roots and versions, the owner's checks, malformed input; and AMD's real
 report with the built-in roots.
 """
 
+import datetime
 import json
 import os
 
@@ -21,6 +22,9 @@ from nova_sev.tests.unit.attestation import test_snp_report
 
 INSTANCE = '6f0f5e0a-5a5f-4a0c-8a66-0e7f8d1c2b3a'
 EXIT_NOT_AUTHENTIC = verify_report.EXIT_NOT_AUTHENTIC
+# Within the validity of every real VCEK of the test data (the earliest
+# ends in 2030), so that the real-report tests do not expire.
+REAL_AT = '2027-01-01'
 
 
 class Base(testtools.TestCase):
@@ -76,7 +80,8 @@ class TestValid(Base):
         self.assertEqual([], data['failed'])
         self.assertEqual([
             'ask_signs_vcek', 'ark_signs_ask', 'ark_self_signed',
-            'signing_key', 'report_signature', 'vcek_chip_id', 'vcek_tcb',
+            'certificate_dates', 'signing_key', 'report_signature',
+            'vcek_chip_id', 'vcek_tcb',
             'measurement', 'policy_debug', 'policy_migration_agent',
             'host_data', 'report_data', 'min_tcb'],
             [c['name'] for c in data['checks']])
@@ -234,6 +239,20 @@ class TestChain(Base):
                           ['ask_signs_vcek', 'ark_signs_ask',
                            'ark_self_signed'])
 
+    def test_expired_vcek(self):
+        chain = snp_chain.Chain(vcek_not_after=datetime.datetime(
+            2021, 1, 1, tzinfo=datetime.timezone.utc))
+        self.chain_result(chain, ['certificate_dates'])
+        report = snp_chain.signed_report(chain.vcek_key)
+        result = self.verify(report, '--at', '2020-06-01',
+                             certs=self.certs(chain))
+        self.assertEqual(common.EXIT_OK, result.code, result.out)
+
+    def test_before_the_certificates(self):
+        result, data = self.verify_json(self.report(), '--at', '2019-12-31')
+        self.assertFailed(result, data, EXIT_NOT_AUTHENTIC,
+                          ['certificate_dates'])
+
     def test_ark_needs_ask(self):
         certs = self.certs()
         result = self.verify(self.report(), certs=certs[:2] + certs[4:])
@@ -330,7 +349,8 @@ class TestMalformed(Base):
                 (['--report-data', '00' * 65], ['--report-data']),
                 (['--min-tcb', 'snp'], ['--min-tcb']),
                 (['--min-tcb', 'gpu=1'], ['--min-tcb']),
-                (['--instance-uuid', 'nope'], ['--instance-uuid'])):
+                (['--instance-uuid', 'nope'], ['--instance-uuid']),
+                (['--at', 'yesterday'], ['--at'])):
             self.assertError(self.verify(self.report(), *args), *words)
 
     def test_missing_file(self):
@@ -345,7 +365,8 @@ class TestRealReport(Base):
     def real(self, *args, report=None):
         report = report or test_snp_report.data_file('report_milan.hex')
         vcek = os.path.join(test_snp_report.DATA, 'vcek_milan.der')
-        return self.verify_json(report, *args, certs=['--vcek', vcek])
+        return self.verify_json(report, '--at', REAL_AT, *args,
+                                certs=['--vcek', vcek])
 
     def test_verifies(self):
         result, data = self.real(
@@ -372,14 +393,20 @@ class TestRealReport(Base):
         vcek = os.path.join(test_snp_report.DATA, 'ms-turin-vcek.pem')
         result, data = self.verify_json(
             test_snp_report.data_file('ms-turin-report.bin'),
-            '--min-tcb', 'fmc=1,snp=4', certs=['--vcek', vcek])
+            '--min-tcb', 'fmc=1,snp=4', '--at', REAL_AT,
+            certs=['--vcek', vcek])
         self.assertEqual(common.EXIT_OK, result.code, result.out)
         self.assertEqual('turin', data['product'])
         self.assertEqual(5, data['report']['version'])
         result, data = self.verify_json(
             test_snp_report.data_file('ms-turin-report.bin'),
-            '--min-tcb', 'fmc=2', certs=['--vcek', vcek])
+            '--min-tcb', 'fmc=2', '--at', REAL_AT, certs=['--vcek', vcek])
         self.assertFailed(result, data, common.EXIT_REFUSED, ['min_tcb'])
+
+    def test_real_vcek_out_of_its_dates(self):
+        result, data = self.real('--at', '2031-01-01')
+        self.assertFailed(result, data, EXIT_NOT_AUTHENTIC,
+                          ['certificate_dates'])
 
     def test_changed_bit(self):
         raw = bytearray(bytes.fromhex(test_snp_report.data_file(
