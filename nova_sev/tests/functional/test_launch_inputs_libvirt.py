@@ -17,7 +17,11 @@ import json
 import os
 import shlex
 
+import base64
+import glob
+
 import fixtures
+import libvirt
 from lxml import etree
 import testtools
 
@@ -46,12 +50,48 @@ CUSTOM_CPU = ("<cpu mode='custom' match='exact' check='none'>"
               "<model fallback='forbid'>%s</model></cpu>")
 STATELESS_OVMF = '/usr/share/ovmf/OVMF.fd'
 CODE_OVMF = '/usr/share/OVMF/OVMF_CODE_4M.fd'
+# libvirt 10.5.0 added <launchSecurity type='sev-snp'>.
+LIBVIRT_SNP = 10005000
+SNP_FLAG = "<flag name='sev-snp-guest'/>"
+SNP_DOMAIN = """<domain type='kvm'>
+  <name>%(name)s</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu placement='static'>%(vcpus)d</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader type='rom'>%(firmware)s</loader>
+  </os>
+  <features><acpi/></features>
+  %(cpu)s
+  <launchSecurity type='sev-snp' authorKey='no' vcek='yes'>
+    <cbitpos>47</cbitpos><reducedPhysBits>1</reducedPhysBits>
+    <policy>0x00030000</policy><hostData>%(host_data)s</hostData>
+  </launchSecurity>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>"""
+
+
+def inject_snp_flag(root: str) -> None:
+    """Make the SEV-capable capability cache under ``root`` claim SNP too,
+    as libvirt's own caps_10.0.0_x86_64+amdsev.xml does (both flags and
+    the <sev> element; the SNP flag alone crashes domainXMLToNative).
+    """
+    for path in glob.glob(os.path.join(root,
+                                       'cache/qemu/capabilities/*.xml')):
+        with open(path, encoding='utf-8') as f:
+            xml = f.read()
+        if embedded.X86_EMULATOR in xml and SNP_FLAG not in xml:
+            first_flag = xml.index('<flag name=')
+            xml = xml[:first_flag] + SNP_FLAG + '\n  ' + xml[first_flag:]
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(xml)
 
 
 def qemu_argv_facts(argv_text: str) -> dict:
     """What the QEMU command line says about the measured inputs."""
     argv = shlex.split(argv_text)
     facts = {'firmware': None, 'cpu': None, 'vcpus': None, 'policy': None,
+             'launch': None, 'host_data': None,
              'kernel_hashes': False, 'kernel': None, 'initrd': None,
              'append': None}
     for option, value in zip(argv, argv[1:] + ['']):
@@ -73,9 +113,11 @@ def qemu_argv_facts(argv_text: str) -> dict:
                 p.partition('=')[::2] for p in value.split(','))['file']
         elif option == '-object' and value.startswith('{'):
             obj = json.loads(value)
-            if obj.get('qom-type') == 'sev-guest':
+            if obj.get('qom-type') in ('sev-guest', 'sev-snp-guest'):
+                facts['launch'] = obj['qom-type']
                 facts['policy'] = obj['policy']
                 facts['kernel_hashes'] = bool(obj.get('kernel-hashes'))
+                facts['host_data'] = obj.get('host-data')
     return facts
 
 
@@ -211,3 +253,40 @@ class LaunchInputsTestCase(testtools.TestCase):
         self.assertIn('MODEL', inputs['expected_measurement'])
         if argv['ok']:
             self.assertIsNotNone(qemu_argv_facts(argv['result'])['cpu'])
+
+    def test_snp_as_this_libvirt_does(self):
+        host_data = base64.b64encode(bytes(range(32))).decode()
+        model = self.epyc_models()[-1]
+        xml = SNP_DOMAIN % {
+            'name': 'snp-guest', 'vcpus': 3, 'firmware': STATELESS_OVMF,
+            'cpu': CUSTOM_CPU % model, 'host_data': host_data}
+        if libvirt.getVersion() < LIBVIRT_SNP:
+            # libvirt before 10.5 has no SEV-SNP: it refuses the domain,
+            # and there is nothing to derive.
+            define = self.qemu.call_one('define', xml=xml)
+            self.assertFalse(define['ok'])
+            self.assertIn('launchSecurity', define['error'])
+            return
+        inject_snp_flag(self.qemu.root)
+        define, argv = self.qemu.call([
+            {'op': 'define', 'keep': True, 'xml': xml},
+            {'op': 'argv', 'xml': xml}])
+        self.assertTrue(define['ok'], define)
+        self.assertTrue(argv['ok'], argv)
+        facts = qemu_argv_facts(argv['result'])
+        self.assertEqual('sev-snp-guest', facts['launch'])
+        proc = embedded.run_cli('launch-info', 'snp-guest', '--inputs-only',
+                                '--format', 'json', '--connection',
+                                self.qemu.uri)
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        inputs = json.loads(proc.stdout)['measurement_inputs']
+        self.assertEqual('snp', inputs['mode'])
+        self.assertEqual(facts['firmware'], inputs['firmware'])
+        self.assertEqual(facts['vcpus'], inputs['vcpus'])
+        self.assertEqual(facts['cpu'], inputs['vcpu_type'])
+        self.assertEqual(facts['policy'], inputs['policy'])
+        self.assertEqual(facts['host_data'], inputs['host_data'])
+        self.assertEqual(
+            ['--mode', 'snp', '--ovmf', facts['firmware'], '--vcpus',
+             str(facts['vcpus']), '--vcpu-type', facts['cpu']],
+            inputs['expected_measurement'][2:])
