@@ -119,9 +119,12 @@ class Case:
             if rng.random() < 0.7:
                 alphabet = 'abc xyz=019/._-' + (
                     '\u00e9\u4e2d' if rng.random() < 0.2 else '')
-                self.argv += ['--append', ''.join(
+                # One argument with "=": a command line may start with
+                # "-", which argparse would take for an option (Python
+                # 3.13 also when it holds a space).
+                self.argv.append('--append=' + ''.join(
                     rng.choice(alphabet)
-                    for _ in range(rng.randint(1, 80)))]
+                    for _ in range(rng.randint(1, 80))))
         if self.mode == launch_digest.MODE_SNP and rng.random() < 0.4:
             self.argv += ['--guest-features',
                           hex(rng.choice((0x1, 0x21, 0x3, 0x1 | (
@@ -168,14 +171,19 @@ class TestAgainstSevSnpMeasure(testtools.TestCase):
             cases.append(Case(self.rng, firmware, hashes, self.dir, number))
         peers = run_batch([c.argv for c in cases])
         seen = set()
+        leading_dash = False
         for case, peer in zip(cases, peers):
             self.assertAgree(case.argv, peer)
             seen.add((case.mode, '--kernel' in case.argv, peer['code']))
+            appended = [a for a in case.argv if a.startswith('--append=')]
+            leading_dash |= any(a.startswith('--append=-') for a in appended)
         # The generated cases cover every mode with and without kernel
         # hashes, each measured (exit 0).
         for mode in launch_digest.MODES:
             for kernel in (False, True):
                 self.assertIn((mode, kernel, 0), seen)
+        # A command line that starts with "-" is among them.
+        self.assertTrue(leading_dash)
 
     def test_batch_runner_is_the_command(self):
         cases = [Case(self.rng, *self.firmware[n % len(self.firmware)],
