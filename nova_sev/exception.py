@@ -222,3 +222,20 @@ class SevHostLimitReached(NovaSevException):
 
     # The limit comes first: Nova keeps 255 characters of a fault.
     msg_fmt = 'SEV host limit on %(host)s: %(reason)s (instance %(instance)s)'
+
+
+class InvalidLaunchInputs(InvalidInput):
+    """Inputs an expected launch measurement cannot be computed from."""
+
+    msg_fmt = ('Cannot compute the expected %(mode)s launch measurement: '
+               '%(reason)s')
+
+
+class InvalidAttestationReport(InvalidInput):
+    msg_fmt = ('%(source)s is not an SEV-SNP attestation report: '
+               '%(reason)s; give the raw report the guest got from '
+               '/dev/sev-guest (e.g. "snpguest report")')
+
+
+class InvalidCertificate(InvalidInput):
+    msg_fmt = 'Invalid certificate %(source)s: %(reason)s'

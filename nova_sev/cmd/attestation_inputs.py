@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 
 from nova_sev.attestation import keys
+from nova_sev.attestation import launch_digest
 from nova_sev.attestation import measurement
 from nova_sev.cmd import common
 from nova_sev import exception
@@ -61,6 +62,13 @@ def add_expected_arguments(parser: argparse.ArgumentParser) -> None:
                        help='SEV-ES: VMSA page of the boot vCPU')
     group.add_argument('--vmsa-cpu1', metavar='FILE',
                        help='SEV-ES: VMSA page of the other vCPUs')
+    group.add_argument('--vcpu-type', metavar='NAME',
+                       help='SEV-ES: the QEMU CPU model of the vCPUs '
+                            '(nova-sev launch-info shows it), instead of '
+                            'VMSA files')
+    group.add_argument('--vcpu-sig', metavar='N',
+                       help='SEV-ES: the CPUID signature of the vCPUs '
+                            '(for -cpu host), instead of VMSA files')
 
 
 def add_key_arguments(parser: argparse.ArgumentParser,
@@ -195,7 +203,9 @@ def _vmsa(args, report: measurement.LaunchReport) -> tuple[bytes, list[str]]:
     if not report.sev_es:
         given = [o for o, v in (('--num-cpus', args.num_cpus),
                                 ('--vmsa-cpu0', args.vmsa_cpu0),
-                                ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
+                                ('--vmsa-cpu1', args.vmsa_cpu1),
+                                ('--vcpu-type', args.vcpu_type),
+                                ('--vcpu-sig', args.vcpu_sig)) if v]
         # Not an error: a host that drops ES from the policy must get a
         # "does not match", not "bad input".
         return b'', (['%s not measured (policy has no ES bit)'
@@ -204,7 +214,8 @@ def _vmsa(args, report: measurement.LaunchReport) -> tuple[bytes, list[str]]:
         raise exception.InvalidVmsa(
             reason='policy %s is SEV-ES, whose launch measures the vCPUs: '
             'give --num-cpus and --vmsa-cpu0 (and --vmsa-cpu1 for more '
-            'than one vCPU)' % measurement.describe_policy(report.policy))
+            'than one vCPU), or --num-cpus and --vcpu-type'
+            % measurement.describe_policy(report.policy))
     cpu0 = read_file(args.vmsa_cpu0, '--vmsa-cpu0')
     cpu1 = None
     if args.vmsa_cpu1 is not None:
@@ -212,6 +223,42 @@ def _vmsa(args, report: measurement.LaunchReport) -> tuple[bytes, list[str]]:
     pages = measurement.vmsa_pages(args.num_cpus, cpu0, cpu1)
     return pages, ['%d VMSA pages (sha256 %s)' % (
         args.num_cpus, _short_sha256(pages))]
+
+
+def _vcpu_type_given(args) -> bool:
+    return args.vcpu_type is not None or args.vcpu_sig is not None
+
+
+def _es_by_vcpu_type(args, firmware: bytes) -> ExpectedLaunch:
+    """The SEV-ES digest with the VMSA that QEMU builds for the vCPU type
+    (by sev-snp-measure, nova_sev.attestation.launch_digest).
+    """
+    files = [o for o, v in (('--vmsa-cpu0', args.vmsa_cpu0),
+                            ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
+    if files:
+        raise exception.InvalidInput(
+            reason='--vcpu-type/--vcpu-sig already give the VMSA: drop %s'
+            % ', '.join(files))
+    vcpu_sig = None
+    if args.vcpu_sig is not None:
+        vcpu_sig = measurement.parse_number(args.vcpu_sig, '--vcpu-sig',
+                                            0xffffffff)
+    if args.num_cpus is None:
+        raise exception.InvalidVmsa(
+            reason='SEV-ES measures one VMSA per vCPU: give --num-cpus')
+    launch = launch_digest.LaunchInputs(
+        mode=launch_digest.MODE_SEV_ES, ovmf=args.firmware,
+        vcpus=args.num_cpus, vcpu_type=args.vcpu_type, vcpu_sig=vcpu_sig,
+        kernel=args.kernel, initrd=args.initrd, append=args.cmdline)
+    digest = launch_digest.launch_digest(launch)
+    vcpus = '%d vCPUs of type %s' % (
+        args.num_cpus, args.vcpu_type or 'signature 0x%x' % vcpu_sig)
+    inputs = ['firmware %s (sha256 %s)' % (args.firmware,
+                                           _short_sha256(firmware))]
+    if args.kernel is not None:
+        inputs.append('kernel hashes of %s, initrd %s, cmdline %r' % (
+            args.kernel, args.initrd or '(none)', args.cmdline or ''))
+    return ExpectedLaunch(digest, tuple(inputs + [vcpus]))
 
 
 def load_expected(args, report: measurement.LaunchReport) -> ExpectedLaunch:
@@ -223,7 +270,9 @@ def load_expected(args, report: measurement.LaunchReport) -> ExpectedLaunch:
                                 ('--initrd', args.initrd),
                                 ('--cmdline', args.cmdline),
                                 ('--vmsa-cpu0', args.vmsa_cpu0),
-                                ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
+                                ('--vmsa-cpu1', args.vmsa_cpu1),
+                                ('--vcpu-type', args.vcpu_type),
+                                ('--vcpu-sig', args.vcpu_sig)) if v]
         if extra:
             raise exception.InvalidInput(
                 reason='--launch-digest already covers %s: give either'
@@ -237,6 +286,8 @@ def load_expected(args, report: measurement.LaunchReport) -> ExpectedLaunch:
     firmware = read_file(args.firmware, '--firmware')
     inputs = ['firmware %s (sha256 %s)' % (args.firmware,
                                            _short_sha256(firmware))]
+    if report.sev_es and _vcpu_type_given(args):
+        return _es_by_vcpu_type(args, firmware)
     table, kernel_inputs = _kernel_table(args)
     vmsa, vmsa_inputs = _vmsa(args, report)
     digest = measurement.launch_digest(firmware, table, vmsa)

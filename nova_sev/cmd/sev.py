@@ -3,7 +3,8 @@
 Each sub-command lives in its own module of ``nova_sev.cmd`` with
 ``register(subparsers)`` (which sets the parser's ``func``) and keeps the
 exit codes of ``nova_sev.cmd.common``: 0 fine, 1 refused or not usable,
-2 could not check. No sub-command ends in a traceback.
+2 could not check (``verify-report`` adds 3, not authentic). No
+sub-command ends in a traceback.
 """
 
 import argparse
@@ -20,8 +21,10 @@ COMMANDS = (
     'guest_xml',
     'plan_memory',
     'check_flavor',
+    'expected_measurement',
     'verify_measurement',
     'build_secret',
+    'verify_report',
     'launch_info',
 )
 

@@ -7,12 +7,17 @@ for an SEV guest; everything above it (nova_sev's connection opening,
 lookups, error handling, output) is the real code.
 """
 
+import hashlib
 import json
+import os
 import sys
 import types
 from unittest import mock
 
+import fixtures
 import testtools
+
+from nova_sev.attestation import host_data
 
 from nova_sev.cmd import common
 from nova_sev.cmd import launch_info
@@ -53,10 +58,32 @@ class FakeLibvirtError(Exception):
         return str(self)
 
 
+SEV_DOMAIN_XML = """<domain type='kvm'>
+  <name>instance-00000001</name>
+  <vcpu placement='static'>2</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' type='pflash'>%(firmware)s</loader>
+  </os>
+  <cpu mode='custom' match='exact'><model>EPYC-Milan</model></cpu>
+  <launchSecurity type='sev'><cbitpos>47</cbitpos>
+    <reducedPhysBits>1</reducedPhysBits><policy>0x0033</policy>
+  </launchSecurity>
+</domain>"""
+PLAIN_DOMAIN_XML = "<domain type='kvm'><name>plain</name></domain>"
+
+
 class FakeDomain:
-    def __init__(self, name, uuid, domain_id, launch):
+    def __init__(self, name, uuid, domain_id, launch,
+                 xml=SEV_DOMAIN_XML % {'firmware': '/nonexistent/OVMF.fd'}):
         self._name, self._uuid, self._id = name, uuid, domain_id
         self.launch = launch
+        self.xml = xml
+
+    def XMLDesc(self, flags=0):
+        if isinstance(self.xml, Exception):
+            raise self.xml
+        return self.xml
 
     def name(self):
         return self._name
@@ -117,13 +144,13 @@ def fake_libvirt(conn):
     return module
 
 
-class TestLaunchInfo(testtools.TestCase):
+class FakeLibvirtTestCase(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
         self.sev_dom = FakeDomain('instance-00000001', UUID, 7, SEV_LAUNCH)
         self.plain_dom = FakeDomain('plain', '1' * 8 + '-1111-1111-1111-' +
-                                    '1' * 12, 8, {})
+                                    '1' * 12, 8, {}, PLAIN_DOMAIN_XML)
         self.conn = FakeConnection([self.sev_dom, self.plain_dom], SEV_HOST)
         self.libvirt = fake_libvirt(self.conn)
         patcher = mock.patch.dict(sys.modules, {'libvirt': self.libvirt})
@@ -133,6 +160,9 @@ class TestLaunchInfo(testtools.TestCase):
     def info(self, *args):
         return cli.run(self, ['launch-info', '--connection', 'qemu:///system']
                        + list(args))
+
+
+class TestLaunchInfo(FakeLibvirtTestCase):
 
     def test_text(self):
         result = self.info('instance-00000001')
@@ -229,6 +259,84 @@ class TestLaunchInfo(testtools.TestCase):
         self.assertEqual(common.EXIT_ERROR, result.code)
         self.assertIn('cannot connect to libvirt at qemu:///system',
                       result.err)
+
+
+class TestMeasurementInputs(FakeLibvirtTestCase):
+    """The inputs of the expected measurement, from the domain's XML."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.useFixture(fixtures.TempDir()).path
+        self.firmware = os.path.join(self.dir, 'OVMF.fd')
+        with open(self.firmware, 'wb') as f:
+            f.write(b'firmware')
+        self.sev_dom.xml = SEV_DOMAIN_XML % {'firmware': self.firmware}
+
+    def test_json(self):
+        result = self.info(UUID, '--format', 'json')
+        self.assertEqual(common.EXIT_OK, result.code, result.err)
+        inputs = json.loads(result.out)['measurement_inputs']
+        self.assertEqual('sev', inputs['mode'])
+        self.assertEqual(self.firmware, inputs['firmware'])
+        self.assertEqual(hashlib.sha384(b'firmware').hexdigest(),
+                         inputs['firmware_sha384'])
+        self.assertEqual(2, inputs['vcpus'])
+        self.assertEqual('EPYC-Milan', inputs['vcpu_type'])
+        self.assertEqual(0x33, inputs['policy'])
+        self.assertEqual(['nova-sev', 'expected-measurement', '--mode', 'sev',
+                          '--ovmf', self.firmware],
+                         inputs['expected_measurement'])
+
+    def test_text_names_the_command(self):
+        result = self.info(UUID)
+        self.assertEqual(common.EXIT_OK, result.code, result.err)
+        self.assertIn('measurement inputs (sev):', result.out)
+        self.assertIn('compute it with: nova-sev expected-measurement '
+                      '--mode sev --ovmf %s' % self.firmware, result.out)
+
+    def test_inputs_only_needs_no_running_guest(self):
+        self.sev_dom.launch = FakeLibvirtError(
+            'Requested operation is not valid: domain is not running',
+            VIR_ERR_OPERATION_INVALID)
+        self.sev_dom.xml = self.sev_dom.xml.replace('0x0033', '0x0037')
+        result = self.info(UUID, '--inputs-only', '--format', 'json')
+        self.assertEqual(common.EXIT_OK, result.code, result.err)
+        report = json.loads(result.out)
+        self.assertIsNone(report['properties']['sev_measurement'])
+        self.assertEqual(['nova-sev', 'expected-measurement', '--mode',
+                          'seves', '--ovmf', self.firmware, '--vcpus', '2',
+                          '--vcpu-type', 'EPYC-Milan'],
+                         report['measurement_inputs']['expected_measurement'])
+        text = self.info(UUID, '--inputs-only')
+        self.assertEqual(common.EXIT_OK, text.code, text.err)
+        self.assertTrue(text.out.startswith('launch inputs of domain'))
+
+    def test_inputs_only_plain_domain(self):
+        result = self.info('plain', '--inputs-only')
+        self.assertEqual(common.EXIT_REFUSED, result.code)
+        self.assertIn('is not an SEV guest', result.err)
+
+    def test_snp_launch(self):
+        self.sev_dom.launch = {'sev-snp-policy': 0x30000}
+        self.sev_dom.xml = (SEV_DOMAIN_XML % {'firmware': self.firmware}
+                            ).replace("type='sev'", "type='sev-snp'").replace(
+            '0x0033', '0x00030000').replace(
+            '</launchSecurity>', '<hostData>%s</hostData></launchSecurity>'
+            % host_data.host_data_b64(UUID))
+        result = self.info(UUID, '--format', 'json')
+        self.assertEqual(common.EXIT_OK, result.code, result.err)
+        inputs = json.loads(result.out)['measurement_inputs']
+        self.assertEqual('snp', inputs['mode'])
+        self.assertEqual(host_data.host_data_b64(UUID), inputs['host_data'])
+        self.assertIn('--vcpu-type', inputs['expected_measurement'])
+
+    def test_xml_unavailable_keeps_the_measurement(self):
+        self.sev_dom.xml = FakeLibvirtError('internal error', 1)
+        result = self.info(UUID, '--format', 'json')
+        self.assertEqual(common.EXIT_OK, result.code, result.err)
+        report = json.loads(result.out)
+        self.assertIsNone(report['measurement_inputs'])
+        self.assertIn('internal error', report['measurement_inputs_error'])
 
 
 class TestLookupOrder(testtools.TestCase):
