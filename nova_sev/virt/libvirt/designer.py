@@ -126,6 +126,14 @@ def _domain_facts(root: etree._Element) -> DomainFacts:
         host_devices=_host_devices(root.find('devices')))
 
 
+def _snp_domain_facts(root: etree._Element) -> tuple[str | None, bool]:
+    """The domain's UUID (an SNP guest's HOST_DATA binds it) and whether
+    it boots a kernel directly (SNP kernel hashes).
+    """
+    return ((root.findtext('uuid') or '').strip() or None,
+            bool((root.findtext('os/kernel') or '').strip()))
+
+
 # libvirt's bus for a disk target without one, from the name's prefix.
 _BUS_BY_PREFIX = (('vd', 'virtio'), ('hd', 'ide'), ('sd', 'scsi'),
                   ('xvd', 'xen'), ('ubd', 'uml'), ('fd', 'fdc'))
@@ -258,6 +266,12 @@ def _set_firmware(root: etree._Element, plan: gp.GuestPlan) -> None:
     for tag in ('loader', 'nvram', 'firmware'):
         for node in os_node.findall(tag):
             os_node.remove(node)
+    if plan.loader_type == gp.LOADER_ROM:
+        # Stateless firmware (SEV-SNP): a ROM image and no NVRAM.
+        loader = etree.Element('loader', type=gp.LOADER_ROM)
+        loader.text = plan.loader_path
+        os_node.insert(list(os_node).index(os_node.find('type')) + 1, loader)
+        return
     loader = etree.Element('loader', readonly='yes', type='pflash')
     loader.text = plan.loader_path
     nvram = etree.Element('nvram')
@@ -309,6 +323,13 @@ def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
              else anchor).addnext(backing)
         if backing.find('locked') is None:
             etree.SubElement(backing, 'locked')
+    elif plan.snp is not None:
+        # SEV-SNP memory is not locked (guest_memfd): drop any <locked/>.
+        for backing in root.findall('memoryBacking'):
+            for node in backing.findall('locked'):
+                backing.remove(node)
+            if not len(backing) and not backing.attrib:
+                root.remove(backing)
 
 
 def _disk_names(n: int) -> str:
@@ -410,7 +431,14 @@ def _set_virtio_serial(devices: etree._Element) -> None:
 def _set_launch_security(root: etree._Element, plan: gp.GuestPlan) -> None:
     for node in root.findall('launchSecurity'):
         root.remove(node)
-    sev = vconfig.LibvirtConfigGuestFeatureSEV()
+    if plan.snp is not None:
+        sev = vconfig.LibvirtConfigGuestFeatureSEVSNP()
+        sev.author_key = plan.snp.author_key
+        sev.vcek = plan.snp.vcek
+        sev.kernel_hashes = plan.snp.kernel_hashes
+        sev.host_data = plan.snp.host_data
+    else:
+        sev = vconfig.LibvirtConfigGuestFeatureSEV()
     sev.cbitpos = plan.cbitpos
     sev.reduced_phys_bits = plan.reduced_phys_bits
     sev.policy = plan.policy
@@ -472,11 +500,14 @@ def design_sev_domain(
     mode = hardware.get_sev_mode(extra_specs, image_props)
     if mode is hardware.SevMode.NONE:
         return domain_xml, None
+    uuid, direct_kernel = _snp_domain_facts(root)
     guest = gp.guest_facts(extra_specs, image_props, facts.ram_mb,
                            facts.video_mb, conf_machine_types,
-                           facts.host_devices)
+                           facts.host_devices, uuid)
     if facts.huge_pages and not guest.huge_pages:
         guest = dataclasses.replace(guest, huge_pages=True)
+    if direct_kernel and not guest.direct_kernel_boot:
+        guest = dataclasses.replace(guest, direct_kernel_boot=True)
     plan = gp.make_guest_plan(mode, caps, guest, options, firmware)
     # _domain_facts only read the tree: apply the plan to it in place.
     return _apply(root, plan), plan

@@ -14,6 +14,7 @@ before it runs Nova's own compute service (``compute_driver =
 sev_libvirt.SevLibvirtDriver``).
 """
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -81,6 +82,9 @@ def image_defaults(plan: guest_plan.GuestPlan,
             wanted['hw_scsi_model'] = 'virtio-scsi'
     if plan.cdrom_bus:
         wanted['hw_cdrom_bus'] = plan.cdrom_bus
+    if plan.snp is not None:
+        # Nova requires stateless firmware for SNP; the plan refused false.
+        wanted[hardware.IMAGE_FIRMWARE_STATELESS] = 'true'
     return {k: v for k, v in wanted.items() if image_props.get(k) is None}
 
 
@@ -192,7 +196,10 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             instance.flavor.extra_specs, props, instance.flavor.memory_mb,
             video_mb=video_mb,
             conf_machine_types=CONF.libvirt.hw_machine_type,
-            host_devices=host_devices)
+            host_devices=host_devices, instance_uuid=instance.uuid)
+        if instance.obj_attr_is_set('kernel_id') and instance.kernel_id:
+            # Nova boots such a guest's kernel directly (SNP kernel hashes).
+            facts = dataclasses.replace(facts, direct_kernel_boot=True)
         try:
             return guest_plan.make_guest_plan(
                 mode, self.sev_capabilities, facts, self._sev_options)
@@ -231,7 +238,9 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         memory; ComputeResourcesUnavailable makes Nova try another host.
         """
         firmware_mb = self._sev_options.firmware_overhead_mb
+        pool = admission.asid_pool(plan.mode)
         existing = []
+        in_pool = 0
         for other in objects.InstanceList.get_by_host_and_node(
                 context, instance.host, instance.node,
                 expected_attrs=['flavor', 'system_metadata']):
@@ -247,12 +256,16 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 existing.append(memory.pinned_memory_mb(
                     other.flavor.memory_mb,
                     hardware.requested_video_ram_mb(props), firmware_mb))
+                in_pool += admission.asid_pool(other_mode) == pool
+        caps = self.sev_capabilities
         try:
             admission.check_admission(
                 instance.uuid, instance.host, plan.pinned_memory_mb,
                 existing, self._host.get_memory_mb_total(),
                 CONF.reserved_host_memory_mb, firmware_mb,
-                self.sev_capabilities.max_guests)
+                caps.max_es_guests if pool == admission.ES_POOL
+                else caps.max_guests,
+                same_pool_guests=in_pool, pool=pool)
         except exception.SevHostLimitReached as e:
             LOG.warning('%s', e.message, instance=instance)
             raise as_nova_exception(e, reschedule=True)

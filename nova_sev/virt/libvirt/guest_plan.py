@@ -9,8 +9,10 @@ pure: no libvirt, no Nova, no CONF. ``designer.apply_guest_plan`` then
 writes the plan into a libvirt domain; neither step reaches back.
 """
 
+import base64
 import collections.abc
 import dataclasses
+import hashlib
 from typing import Any
 
 from nova_sev import exception
@@ -39,6 +41,35 @@ POLICY_SEV_DEFAULT = POLICY_NODBG | POLICY_NOKS | POLICY_DOMAIN | POLICY_SEV
 POLICY_SEV_ES_DEFAULT = POLICY_SEV_DEFAULT | POLICY_ES
 _POLICY_MAX = 0xffffffff
 
+# SEV-SNP guest policy bits (AMD SEV-SNP Firmware ABI specification,
+# "Guest Policy"): bits 0-15 are the minimum firmware ABI version.
+SNP_POLICY_SMT = 1 << 16
+SNP_POLICY_RESERVED_ONE = 1 << 17  # must be one
+SNP_POLICY_MIGRATE_MA = 1 << 18
+SNP_POLICY_DEBUG = 1 << 19
+SNP_POLICY_SINGLE_SOCKET = 1 << 20
+SNP_POLICY_CXL_ALLOW = 1 << 21
+# Bits the ABI defines (up to PAGE_SWAP_DISABLE, bit 25); above is MBZ.
+_SNP_POLICY_DEFINED = (1 << 26) - 1
+# Nova's and libvirt's default: SMT allowed, reserved bit set, no debug,
+# no migration agent.
+SNP_POLICY_DEFAULT = SNP_POLICY_SMT | SNP_POLICY_RESERVED_ONE
+# Bits that let the host or another party into the guest: the SNP
+# counterpart of dropping SEV's NODBG/NOKS.
+_SNP_POLICY_WEAKENING = (
+    (SNP_POLICY_DEBUG, 'DEBUG (0x80000), which lets the host debug the '
+     'guest'),
+    (SNP_POLICY_MIGRATE_MA, 'MIGRATE_MA (0x40000), which lets a migration '
+     'agent read the guest'),
+    (SNP_POLICY_CXL_ALLOW, 'CXL_ALLOW (0x200000), which lets guest memory '
+     'sit on CXL devices'))
+
+# HOST_DATA of an SNP guest: 32 bytes of the hypervisor's choosing that
+# the signed attestation report carries. nova-sev binds the instance.
+HOST_DATA_PREFIX = b'nova-sev-host-data-v1:'
+LOADER_PFLASH = 'pflash'
+LOADER_ROM = 'rom'
+
 DISK_BUS_SCSI = 'scsi'
 CDROM_BUS_SATA = 'sata'
 BUS_IDE = 'ide'
@@ -55,6 +86,7 @@ class SevGuestOptions:
     policy: str | None = None
     allow_insecure_policy: bool = False
     firmware_descriptor_dirs: tuple[str, ...] = ()
+    snp_policy: str | None = None
 
 
 def options_from_conf(conf: Any) -> SevGuestOptions:
@@ -66,7 +98,8 @@ def options_from_conf(conf: Any) -> SevGuestOptions:
         allow_virtio_blk_boot_disk=sev.allow_virtio_blk_boot_disk,
         policy=sev.policy,
         allow_insecure_policy=sev.allow_insecure_policy,
-        firmware_descriptor_dirs=tuple(sev.firmware_descriptor_dirs or ()))
+        firmware_descriptor_dirs=tuple(sev.firmware_descriptor_dirs or ()),
+        snp_policy=sev.snp_policy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,13 +121,17 @@ class GuestFacts:
     vgpu_request: hardware.Request | None = None
     host_devices: tuple[str, ...] = ()
     requested_by: str = ''
+    instance_uuid: str | None = None
+    direct_kernel_boot: bool = False
+    stateless_firmware_request: hardware.Request | None = None
 
 
 def guest_facts(extra_specs: collections.abc.Mapping[str, str],
                 image_props: collections.abc.Mapping[str, Any],
                 ram_mb: int, video_mb: int = 0,
                 conf_machine_types: list[str] | None = None,
-                host_devices: tuple[str, ...] = ()) -> GuestFacts:
+                host_devices: tuple[str, ...] = (),
+                instance_uuid: str | None = None) -> GuestFacts:
     """Gather the guest facts from a flavor's extra specs and an image's
     properties (with ``[libvirt]hw_machine_type`` as
     ``conf_machine_types``).
@@ -111,7 +148,24 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
             extra_specs),
         vgpu_request=hardware.requested_vgpus(extra_specs),
         host_devices=tuple(host_devices),
-        requested_by=hardware.sev_requested_by(extra_specs, image_props))
+        requested_by=hardware.sev_requested_by(extra_specs, image_props),
+        instance_uuid=instance_uuid,
+        direct_kernel_boot=hardware.boots_kernel_directly(image_props),
+        stateless_firmware_request=hardware.requested_stateless_firmware(
+            image_props))
+
+
+@dataclasses.dataclass(frozen=True)
+class SnpLaunch:
+    """What an SEV-SNP guest's ``<launchSecurity>`` adds to SEV's: the
+    HOST_DATA (base64), kernel hashes, and the report's signing key (the
+    VCEK, not an author key).
+    """
+
+    host_data: str | None
+    kernel_hashes: bool
+    author_key: bool = False
+    vcek: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +194,8 @@ class GuestPlan:
     cdrom_bus: str | None
     lock_memory: bool = True
     iommu: bool = True
+    loader_type: str = LOADER_PFLASH
+    snp: SnpLaunch | None = None
 
 
 def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
@@ -174,6 +230,49 @@ def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
     return policy & ~POLICY_ES
 
 
+def snp_guest_policy(options: SevGuestOptions) -> int:
+    """The SEV-SNP policy: 0x00030000, or ``[sev]snp_policy``.
+
+    The reserved bit 17 must be set and undefined bits clear; DEBUG,
+    MIGRATE_MA and CXL_ALLOW need ``[sev]allow_insecure_policy``.
+    """
+    if options.snp_policy is None or not str(options.snp_policy).strip():
+        return SNP_POLICY_DEFAULT
+    text = str(options.snp_policy).strip()
+    try:
+        policy = int(text, 0)
+    except ValueError:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy is not a number; write it '
+            'as 0x00030000')
+    if not 0 <= policy <= _SNP_POLICY_DEFINED:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy sets bits the SEV-SNP ABI '
+            'reserves (above 0x%x)' % _SNP_POLICY_DEFINED)
+    if not policy & SNP_POLICY_RESERVED_ONE:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy must set bit 17 (0x20000), '
+            'which the SEV-SNP ABI reserves as one')
+    weakening = [name for bit, name in _SNP_POLICY_WEAKENING
+                 if policy & bit]
+    if weakening and not options.allow_insecure_policy:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy sets %s; clear it or set '
+            '[sev]allow_insecure_policy=True' % ' and '.join(weakening))
+    return policy
+
+
+def snp_host_data(instance_uuid: str) -> str:
+    """The HOST_DATA that binds an SEV-SNP guest to its instance: base64 of
+    sha256(b'nova-sev-host-data-v1:' + the instance UUID in its canonical
+    lower-case form). A guest owner recomputes it from the UUID and
+    compares it with the report's HOST_DATA.
+    """
+    digest = hashlib.sha256(
+        HOST_DATA_PREFIX + instance_uuid.strip().lower().encode('ascii'))
+    return base64.b64encode(digest.digest()).decode('ascii')
+
+
 def _check_host(mode: SevMode, caps: host.SevHostCapabilities,
                 requested_by: str) -> None:
     by = requested_by or 'the flavor or image'
@@ -188,6 +287,23 @@ def _check_host(mode: SevMode, caps: host.SevHostCapabilities,
         raise exception.SevESNotUsable(
             requested_by=by,
             reasons='; '.join(caps.sev_es_reasons) or 'unknown')
+    if mode is SevMode.SEV_SNP and not caps.sev_snp_usable:
+        raise exception.SevSNPNotUsable(
+            requested_by=by,
+            reasons='; '.join(caps.sev_snp_reasons) or 'unknown')
+
+
+def _check_stateless(facts: GuestFacts) -> None:
+    """SEV-SNP guests boot stateless firmware: an image that insists on
+    NVRAM (``hw_firmware_stateless=false``) is refused. Left open, it is
+    set to true for the guest, as Nova requires it for SNP.
+    """
+    request = facts.stateless_firmware_request
+    if request is not None and request.value == 'false':
+        raise exception.SevGuestRefused(
+            reason='SEV-SNP guests boot stateless firmware (no NVRAM, whose '
+            'contents the launch measurement cannot cover) but %s is false: '
+            'set it to true or remove it' % request.source)
 
 
 def _machine_type(facts: GuestFacts) -> str:
@@ -261,7 +377,13 @@ def _firmware(mode: SevMode, machine_type: str,
         required += (fw.FEATURE_AMD_SEV_ES,)
     machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
                else machine_type)
-    selected = fw.select_firmware(list(descriptors), ARCH, machine, required)
+    if mode is SevMode.SEV_SNP:
+        required = ('%s (on stateless, memory-mapped firmware)' %
+                    fw.FEATURE_AMD_SEV_SNP,)
+        selected = fw.select_snp_firmware(list(descriptors), ARCH, machine)
+    else:
+        selected = fw.select_firmware(list(descriptors), ARCH, machine,
+                                      required)
     if selected is None:
         raise exception.SevFirmwareNotFound(
             arch=ARCH, machine=machine_type,
@@ -284,17 +406,25 @@ def make_guest_plan(
     SEV capable, SEV-ES not usable, bad ``[sev]policy``, machine type not
     q35, PCI/mediated devices, IDE or refused virtio-blk bus, no firmware
     with the needed feature.
+
+    An SEV-SNP guest gets ``snp_plan``'s differences: its own policy,
+    stateless firmware, HOST_DATA and unlocked memory.
     """
     if mode is SevMode.NONE:
         return None
     _check_host(mode, caps, facts.requested_by)
-    policy = guest_policy(mode, options)
+    if mode is SevMode.SEV_SNP:
+        _check_stateless(facts)
+        policy = snp_guest_policy(options)
+    else:
+        policy = guest_policy(mode, options)
     machine_type = _machine_type(facts)
     _check_devices(facts)
     disk_bus = _disk_bus(facts, options)
     cdrom_bus = _cdrom_bus(facts)
     if firmware is None:
-        firmware = caps.firmware or ()
+        firmware = ((caps.snp_firmware if mode is SevMode.SEV_SNP
+                     else caps.firmware) or ())
     descriptor = _firmware(mode, machine_type, firmware, options)
     pinned_mb = memory.pinned_memory_mb(
         facts.ram_mb, facts.video_mb, options.firmware_overhead_mb)
@@ -303,7 +433,7 @@ def make_guest_plan(
         hard_limit = memory.hard_limit_kib(
             facts.ram_mb, facts.video_mb, options.firmware_overhead_mb,
             options.qemu_overhead_mb)
-    return GuestPlan(
+    plan = GuestPlan(
         mode=mode,
         policy=policy,
         cbitpos=caps.cbitpos,
@@ -316,3 +446,28 @@ def make_guest_plan(
         hard_limit_kib=hard_limit,
         disk_bus=disk_bus,
         cdrom_bus=cdrom_bus)
+    return snp_plan(plan, facts) if mode is SevMode.SEV_SNP else plan
+
+
+def snp_plan(plan: GuestPlan, facts: GuestFacts) -> GuestPlan:
+    """What an SEV-SNP guest changes in an SEV plan.
+
+    - Firmware: the stateless image as a ROM, no NVRAM.
+    - Memory: neither ``<locked/>`` nor a hard limit. QEMU >= 9.1 keeps an
+      SNP guest's private memory in guest_memfd, which needs no mlock:
+      libvirt starts SNP guests with ``-overcommit mem-lock=off`` and
+      raises no memlock limit for them (QEMU's
+      docs/system/i386/amd-memory-encryption.rst; libvirt's
+      formatdomain "Launch Security"; measured on libvirt 11.3 / QEMU 10.0).
+      guest_memfd memory cannot be swapped either, so the pinned size is
+      still counted, as for SEV, by admission and plan-memory.
+    - ``<launchSecurity type='sev-snp'>``: HOST_DATA bound to the
+      instance, kernel hashes when the guest boots a kernel directly.
+    """
+    return dataclasses.replace(
+        plan, loader_type=LOADER_ROM, nvram_template_path=None,
+        hard_limit_kib=None, lock_memory=False,
+        snp=SnpLaunch(
+            host_data=(snp_host_data(facts.instance_uuid)
+                       if facts.instance_uuid else None),
+            kernel_hashes=facts.direct_kernel_boot))
