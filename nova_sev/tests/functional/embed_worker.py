@@ -10,6 +10,7 @@ with one result per op. Operations:
 - ``dumpxml`` (``xml``): define the domain, return libvirt's inactive XML
   of it, undefine it again
 - ``sev_info``: ``getSEVInfo()``
+- ``version``: ``getLibVersion()`` (major * 1000000 + minor * 1000 + micro)
 """
 
 import json
@@ -48,6 +49,8 @@ def _do(conn, op: dict):
         return conn.domainXMLToNative('qemu-argv', op['xml'], 0)
     if kind == 'sev_info':
         return conn.getSEVInfo()
+    if kind == 'version':
+        return conn.getLibVersion()
     raise ValueError('unknown op %r' % kind)
 
 
