@@ -59,6 +59,8 @@ FLAVOR_PCI_ALIAS = 'pci_passthrough:alias'
 IMAGE_VIDEO_RAM = 'hw_video_ram'
 IMAGE_FIRMWARE_STATELESS = 'hw_firmware_stateless'
 IMAGE_KERNEL_ID = 'kernel_id'
+# Nova's image value for "no kernel of its own" (compute API).
+NO_KERNEL = 'nokernel'
 
 # Page sizes that mean "not huge pages" (Nova's MEMPAGES_SMALL, and 4 KiB
 # written out); "any" lets Nova choose, so it promises nothing.
@@ -376,6 +378,8 @@ def requested_stateless_firmware(image_props: Mapping[str, Any]
 
 def boots_kernel_directly(image_props: Mapping[str, Any]) -> bool:
     """Whether the guest boots a kernel directly (the image names a
-    ``kernel_id``), so that SEV-SNP can measure its hashes.
+    ``kernel_id`` other than Nova's ``nokernel``), so that SEV-SNP can
+    measure its hashes.
     """
-    return bool(str((image_props or {}).get(IMAGE_KERNEL_ID) or '').strip())
+    kernel = str((image_props or {}).get(IMAGE_KERNEL_ID) or '').strip()
+    return bool(kernel) and kernel != NO_KERNEL

@@ -107,13 +107,6 @@ def probed_template() -> str:
 
 
 SNP_FLAG = "<flag name='sev-snp-guest'/>"
-# ASID slots in the cache's <sev> (virQEMUCapsParseSEVInfo reads them):
-# SEV-SNP guests need ES/SNP slots, which libvirt otherwise reports as 0.
-SNP_MAX_GUESTS = 15
-SNP_MAX_ES_GUESTS = 494
-_ASID_ELEMENTS = ('    <maxGuests>%d</maxGuests>\n'
-                  '    <maxESGuests>%d</maxESGuests>\n' % (
-                      SNP_MAX_GUESTS, SNP_MAX_ES_GUESTS))
 
 
 def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1,
@@ -135,12 +128,10 @@ def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1,
         if snp and SNP_FLAG not in xml:
             first_flag = xml.index('<flag name=')
             xml = xml[:first_flag] + SNP_FLAG + '\n  ' + xml[first_flag:]
-        element = SEV_CACHE_ELEMENT % {
+        xml = xml.replace('</qemuCaps>', SEV_CACHE_ELEMENT % {
             'cbitpos': cbitpos, 'reduced': reduced, 'pdh': FAKE_PDH,
-            'cert_chain': FAKE_CERT_CHAIN, 'cpu0_id': FAKE_CPU0_ID}
-        if snp:
-            element = element.replace('  </sev>', _ASID_ELEMENTS + '  </sev>')
-        xml = xml.replace('</qemuCaps>', element + '</qemuCaps>')
+            'cert_chain': FAKE_CERT_CHAIN, 'cpu0_id': FAKE_CPU0_ID,
+        } + '</qemuCaps>')
         with open(path, 'w', encoding='utf-8') as f:
             f.write(xml)
         patched += 1

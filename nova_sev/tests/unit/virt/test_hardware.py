@@ -310,5 +310,7 @@ class TestGetSevModeSnp(testtools.TestCase):
 
     def test_boots_kernel_directly(self):
         self.assertFalse(hardware.boots_kernel_directly({}))
+        self.assertFalse(hardware.boots_kernel_directly(
+            {'kernel_id': 'nokernel'}))
         self.assertTrue(hardware.boots_kernel_directly(
             {'kernel_id': '0b8f4e2a-3bd2-4c3c-9b1e-5e0f7c7d2c11'}))
