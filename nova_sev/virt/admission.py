@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from nova_sev import exception
 from nova_sev.virt.hardware import SevMode
+from nova_sev.virt import memory
 
 
 def asid_pool(mode: SevMode) -> str:
@@ -64,10 +65,14 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                       'SEV ASID count in the BIOS' % max_guests)
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host, reason=reason)
-    firmware_mb = count * firmware_overhead_mb
-    guest_mb = sum(existing_pinned_mb) + new_pinned_mb - firmware_mb
-    usable_mb = host_ram_mb - reserved_host_memory_mb
-    if guest_mb > usable_mb:
+    pinned = list(existing_pinned_mb) + [new_pinned_mb]
+    os_reserved_mb = memory.host_os_reserved_mb(
+        reserved_host_memory_mb, count, firmware_overhead_mb)
+    if memory.sev_memory_left_mb(host_ram_mb, os_reserved_mb, pinned) < 0:
+        # Said the way placement counts: RAM and video against the host
+        # RAM less reserved_host_memory_mb.
+        guest_mb = sum(pinned) - count * firmware_overhead_mb
+        usable_mb = host_ram_mb - reserved_host_memory_mb
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
             reason='SEV guests would pin %d MiB of RAM and video > %d MiB '
@@ -76,7 +81,7 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                    '"nova-sev plan-memory")' % (
                        guest_mb, usable_mb, host_ram_mb,
                        reserved_host_memory_mb))
-    if firmware_mb > reserved_host_memory_mb:
+    if os_reserved_mb < 0:
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
             reason='the firmware regions of %d SEV guests (%d x %d MiB) '

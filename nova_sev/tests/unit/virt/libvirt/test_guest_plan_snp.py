@@ -17,6 +17,7 @@ from nova_sev.virt.hardware import Request
 from nova_sev.virt.hardware import SevMode
 from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import guest_plan as gp
+from nova_sev.virt.libvirt import sev_guest
 
 UUID = 'c2b0f5a4-6f0e-4d6b-9a55-0f3e4d5c6b7a'
 SNP_FW = sev_host.snp_descriptor()
@@ -206,7 +207,7 @@ class TestSnpDomain(testtools.TestCase):
     def test_design_from_request(self):
         domain = test_designer.nova_domain()
         uuid = etree.fromstring(domain).findtext('uuid')
-        xml, p = designer.design_sev_domain(
+        xml, p = sev_guest.design_sev_domain(
             domain, {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}, {},
             snp_caps(), tgp.OPTS)
         self.assertEqual(SevMode.SEV_SNP, p.mode)
@@ -216,7 +217,7 @@ class TestSnpDomain(testtools.TestCase):
     def test_direct_kernel_boot_domain(self):
         domain = test_designer.nova_domain().replace(
             '</type>', '</type><kernel>/var/lib/nova/vmlinuz</kernel>', 1)
-        _xml, p = designer.design_sev_domain(
+        _xml, p = sev_guest.design_sev_domain(
             domain, {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}, {},
             snp_caps(), tgp.OPTS)
         self.assertTrue(p.snp.kernel_hashes)

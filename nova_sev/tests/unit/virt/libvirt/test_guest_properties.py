@@ -19,6 +19,7 @@ from nova_sev.tests.unit.virt.libvirt import test_guest_plan as tgp
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import guest_plan as gp
+from nova_sev.virt.libvirt import sev_guest
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data')
 with open(os.path.join(DATA, 'nova-guest-q35.xml'), encoding='utf-8') as f:
@@ -163,7 +164,7 @@ class TestSevGuestProperties(testtools.TestCase):
         extra_specs = _combine(flavor_extra, sev_flavor)
         image_props = _combine(image_extra, sev_image)
         try:
-            xml, plan = designer.design_sev_domain(
+            xml, plan = sev_guest.design_sev_domain(
                 domain, extra_specs, image_props, caps, options)
         except exception.SevGuestRefused as e:
             self.assertTrue(str(e))
@@ -182,7 +183,7 @@ class TestSevGuestProperties(testtools.TestCase):
            _options())
     def test_no_sev_request(self, domain, sev_flavor, sev_image,
                             flavor_extra, image_extra, caps, options):
-        xml, plan = designer.design_sev_domain(
+        xml, plan = sev_guest.design_sev_domain(
             domain, _combine(flavor_extra, sev_flavor),
             _combine(image_extra, sev_image), caps, options)
         self.assertIsNone(plan)
