@@ -449,7 +449,8 @@ class SevSnpGuestRealLibvirtTestCase(testtools.TestCase):
                                       'xml': produced[0][0]},
                                      {'op': 'argv', 'xml': produced[0][0]}]):
             self.assertFalse(result['ok'], result)
-            self.assertIn('SEV', result['error'])
+            self.assertIn('sev-snp', result['error'])
+            self.assertIn('not supported', result['error'])
 
     def _check_fails_closed(self, nova: str) -> None:
         caps = self._caps()
