@@ -230,8 +230,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         # instance uuid -> (image_meta, GuestPlan or None) of the operation
-        # under way that builds that guest.
+        # under way that builds that guest ...
         self._sev_plans: dict[str, tuple[Any, Any]] = {}
+        # ... and of a boot whose default_root_device_name planned it,
+        # until its spawn takes the plan over (a boot that fails before
+        # spawn leaves an entry no other operation uses).
+        self._sev_pending: dict[str, tuple[Any, Any]] = {}
         self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
         # Late binding: Nova may replace its connection getter.
@@ -303,20 +307,22 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             raise as_nova_exception(e)
 
     def _sev_begin(self, instance, image_meta, network_info=None,
-                   rescue=False, record=True):
+                   rescue=False, record=True, pending=False):
         """Start an operation that builds ``instance``'s guest: its plan
         (the one a boot's ``default_root_device_name`` made for this
         ``image_meta``, or a new one), handed to Nova as image properties
         (recorded in the instance too unless ``record`` is False). The
-        plan stays for the operation until ``_sev_end``.
+        plan stays for the operation until ``_sev_end``; a ``pending``
+        one waits for the boot's spawn.
         """
-        made = self._sev_plans.get(instance.uuid)
+        made = self._sev_pending.pop(instance.uuid, None)
         if made is not None and made[0] is image_meta:
             plan = made[1]
         else:
             plan = self._sev_make_plan(instance, image_meta, network_info,
                                        rescue)
-        self._sev_plans[instance.uuid] = (image_meta, plan)
+        plans = self._sev_pending if pending else self._sev_plans
+        plans[instance.uuid] = (image_meta, plan)
         if plan is not None:
             props = image_meta.properties
             for key, value in guest_plan.image_choices(plan, {}).items():
@@ -374,7 +380,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         # for spawn; a refusal waits for spawn, where it reschedules or
         # aborts the build with its reason.
         try:
-            self._sev_begin(instance, image_meta)
+            self._sev_begin(instance, image_meta, pending=True)
         except nova_exception.NovaException as e:
             LOG.debug('SEV request left for spawn to refuse: %s', e,
                       instance=instance)

@@ -67,6 +67,7 @@ def bare_driver(caps=SEV_CAPS):
     drv._sev_host.get_capabilities.return_value = caps
     drv._sev_options = guest_plan.SevGuestOptions()
     drv._sev_plans = {}
+    drv._sev_pending = {}
     return drv
 
 
@@ -258,15 +259,19 @@ class DriverGlueTestCase(testtools.TestCase):
         instance = make_instance(SEV_FLAVOR)
         image_meta = objects.ImageMeta.from_dict({'properties': {}})
         drv._sev_make_plan = mock.Mock(return_value=make_plan())
-        plan = drv._sev_begin(instance, image_meta)
+        plan = drv._sev_begin(instance, image_meta, pending=True)
+        self.assertEqual({}, drv._sev_plans)
         self.assertIs(plan, drv._sev_begin(instance, image_meta))
         drv._sev_make_plan.assert_called_once_with(
             instance, image_meta, None, False)
-        drv._sev_begin(instance, objects.ImageMeta.from_dict(
-            {'properties': {}}))
-        self.assertEqual(2, drv._sev_make_plan.call_count)
         drv._sev_end(instance)
         self.assertEqual({}, drv._sev_plans)
+        # A boot that never reached spawn: the next operation plans anew.
+        drv._sev_begin(instance, image_meta, pending=True)
+        drv._sev_begin(instance, objects.ImageMeta.from_dict(
+            {'properties': {}}))
+        self.assertEqual(3, drv._sev_make_plan.call_count)
+        self.assertEqual({}, drv._sev_pending)
 
     def test_plan_refusals_abort_with_their_reason(self):
         # Even a host reason aborts: a reschedule that runs out of hosts
