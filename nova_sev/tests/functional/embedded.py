@@ -150,12 +150,18 @@ def _new_root(template: str) -> str:
 def libvirt_knows_snp_flag() -> bool:
     """Whether the installed libvirt keeps a capability cache that holds
     the ``sev-snp-guest`` flag: asked of libvirt itself, once per machine
-    (and QEMU build). A libvirt that does not know the flag throws the
-    cache away and probes QEMU again, which here has no SEV.
+    (QEMU build and libvirt version). A libvirt that does not know the
+    flag throws the cache away and probes QEMU again, which here has no
+    SEV.
     """
+    import libvirt
+
     template = probed_template()
-    answers = {True: os.path.join(template, '.snp-flag-known'),
-               False: os.path.join(template, '.snp-flag-unknown')}
+    # The answer is libvirt's: keep it per libvirt version.
+    version = libvirt.getVersion()
+    answers = {True: os.path.join(template, '.snp-flag-known-%d' % version),
+               False: os.path.join(template,
+                                   '.snp-flag-unknown-%d' % version)}
     with open(os.path.join(template, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for answer, marker in answers.items():
