@@ -131,6 +131,12 @@ class SevESNotUsable(SevGuestRefused):
                'host-check", or ask for plain SEV)')
 
 
+class SevSNPNotUsable(SevGuestRefused):
+    msg_fmt = ('SEV-SNP was requested (%(requested_by)s) but this host '
+               'cannot run SEV-SNP guests: %(reasons)s (run "nova-sev '
+               'host-check", or ask for plain SEV)')
+
+
 class SevMachineTypeNotSupported(SevGuestRefused):
     msg_fmt = ('SEV guests need the q35 machine type but %(source)s asks '
                'for %(machine_type)r: set %(source)s to q35 or remove it')

@@ -52,9 +52,11 @@ _TRAIT_VALUE_MEANING = {
     '0': hardware.TRAIT_FORBIDDEN, 'off': hardware.TRAIT_FORBIDDEN,
     'forbid': hardware.TRAIT_FORBIDDEN,
 }
-SEV_TRAITS = hardware.SEV_TRAIT_NAMES + (hardware.SEV_ES_TRAIT_NAME,)
+SEV_TRAITS = hardware.SEV_TRAIT_NAMES + (hardware.SEV_ES_TRAIT_NAME,
+                                         hardware.SEV_SNP_TRAIT_NAME)
 _CUSTOM_TRAIT = re.compile(r'^CUSTOM_[A-Z0-9_]+$')
 _SEV_ES_SPELLING = re.compile(r'SEV[_-]?ES')
+_SEV_SNP_SPELLING = re.compile(r'SNP')
 # Nova's granular request groups: trait1:NAME, resources_x:RC.
 _TRAIT_KEY = re.compile(r'^(?P<prefix>trait[A-Za-z0-9_-]*):(?P<name>.*)$',
                         re.IGNORECASE)
@@ -82,15 +84,23 @@ _OTHER_SIDE.update({v: k for k, v in list(_OTHER_SIDE.items())})
 MEM_ENCRYPTION_CONTEXT_KEY = 'resources:%s' % orc.MEM_ENCRYPTION_CONTEXT
 
 # check-flavor judges the flavor and image, not a host: it plans the guest
-# for a host that can run SEV and SEV-ES guests ("nova-sev host-check"
-# judges hosts). cbitpos 47 / reducedPhysBits 1 are EPYC's values.
+# for a host that can run SEV, SEV-ES and SEV-SNP guests ("nova-sev
+# host-check" judges hosts; no real host offers both SEV-ES and SEV-SNP).
+# cbitpos 47 / reducedPhysBits 1 are EPYC's values.
+_SNP_FIRMWARE = fw.FirmwareDescriptor(
+    path='(any stateless OVMF build with SEV-SNP support)',
+    interface_types=('uefi',), device=fw.DEVICE_MEMORY,
+    executable='OVMF.fd', nvram_template=None,
+    targets=(fw.FirmwareTarget('x86_64', ('pc-q35-*',)),),
+    features=(fw.FEATURE_AMD_SEV, fw.FEATURE_AMD_SEV_SNP))
 _CAPABLE_HOST = host.SevHostCapabilities(
-    sev_usable=True, sev_es_usable=True, cbitpos=47, reduced_phys_bits=1)
+    sev_usable=True, sev_es_usable=True, cbitpos=47, reduced_phys_bits=1,
+    sev_snp_usable=True, snp_firmware=(_SNP_FIRMWARE,))
 _CAPABLE_FIRMWARE = (fw.FirmwareDescriptor(
     path='(any OVMF build with SEV support)', interface_types=('uefi',),
     device='flash', executable='OVMF_CODE.fd', nvram_template='OVMF_VARS.fd',
     targets=(fw.FirmwareTarget('x86_64', ('pc-q35-*',)),),
-    features=(fw.FEATURE_AMD_SEV, fw.FEATURE_AMD_SEV_ES)),)
+    features=(fw.FEATURE_AMD_SEV, fw.FEATURE_AMD_SEV_ES)), _SNP_FIRMWARE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,11 +157,14 @@ def _looks_like_sev(name: str) -> bool:
 
 def suggest_sev_trait(name: str) -> str:
     """The os-traits SEV trait a misspelt SEV trait name most likely
-    means: SEV-ES where it says ES, else ``HW_CPU_X86_AMD_SEV``.
+    means: SEV-SNP where it says SNP, SEV-ES where it says ES, else
+    ``HW_CPU_X86_AMD_SEV``.
     """
     upper = name.strip().upper()
     if upper in SEV_TRAITS:
         return upper
+    if _SEV_SNP_SPELLING.search(upper):
+        return hardware.SEV_SNP_TRAIT_NAME
     if _SEV_ES_SPELLING.search(upper):
         return hardware.SEV_ES_TRAIT_NAME
     return os_traits.HW_CPU_X86_AMD_SEV
@@ -178,13 +191,6 @@ def _lint_trait(source: str, key: str, value: Any, prefix: str, name: str
     findings = []
     if name in SEV_TRAITS:
         pass
-    elif name.strip().upper() == os_traits.HW_CPU_X86_AMD_SEV_SNP:
-        findings.append(Finding(
-            ERROR, 'nova-sev neither reports nor builds SEV-SNP guests, so '
-            'no host offers %s: ask for %s (SEV) or %s (SEV-ES)' % (
-                name, os_traits.HW_CPU_X86_AMD_SEV,
-                hardware.SEV_ES_TRAIT_NAME), source, key))
-        return findings, (key, value)
     elif _is_known_trait(name):
         pass
     elif _looks_like_sev(name):
@@ -344,7 +350,8 @@ def _set_aside(facts: guest_plan.GuestFacts, options, e):
     """
     source = e.kwargs.get('source')
     if isinstance(e, exception.InvalidSevPolicy):
-        return facts, dataclasses.replace(options, policy=None)
+        return facts, dataclasses.replace(options, policy=None,
+                                          snp_policy=None)
     for field in ('machine_type_request', 'disk_bus_request',
                   'cdrom_bus_request', 'pci_passthrough_request',
                   'vgpu_request'):
@@ -406,8 +413,8 @@ def advice(mode: SevMode, extra_specs: Mapping[str, Any],
     page_size_chosen = (hardware.FLAVOR_MEM_PAGE_SIZE in extra_specs or
                         hardware.IMAGE_MEM_PAGE_SIZE in image_props)
     # An explicit page size is the admin's choice: advise only where none
-    # was made.
-    if not page_size_chosen:
+    # was made. SEV-SNP guests have no hard limit (guest_memfd).
+    if not page_size_chosen and mode is not SevMode.SEV_SNP:
         found.append(Finding(
             ADVICE, 'the guest memory is pinned with a hard limit; '
             '%s=large (huge pages) pins it too, without the limit, on hosts '

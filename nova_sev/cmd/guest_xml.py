@@ -39,17 +39,23 @@ def register(subparsers) -> None:
 
 
 def _capabilities(args) -> tuple[host.SevHostCapabilities,
-                                 list[fw.FirmwareDescriptor]]:
+                                 list[fw.FirmwareDescriptor] | None]:
     """The host capabilities the way ``host-check`` gets them, and the
-    firmware descriptors to choose from.
+    firmware descriptors to choose from (None: those detection found).
     """
     caps = common.read_host(args).caps
     if caps.firmware is not None:
-        return caps, list(caps.firmware)
+        return caps, None
     return caps, fw.load_descriptors(list(CONF.sev.firmware_descriptor_dirs))
 
 
 def _summary(plan: gp.GuestPlan) -> str:
+    if plan.snp is not None:
+        return ('SEV-SNP guest: policy 0x%08x, firmware %s (stateless), '
+                'memory not locked (guest_memfd), %d MiB unswappable, '
+                'hostData %s' % (plan.policy, plan.firmware_descriptor_path,
+                                 plan.pinned_memory_mb,
+                                 plan.snp.host_data or 'none'))
     memory = ('hard limit %d KiB' % plan.hard_limit_kib
               if plan.hard_limit_kib is not None else 'huge pages')
     return ('%s guest: policy 0x%04x, firmware %s, %s, %d MiB pinned' % (

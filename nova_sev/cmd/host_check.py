@@ -27,11 +27,14 @@ def register(subparsers) -> None:
 def report_dict(caps: host.SevHostCapabilities, source: str,
                 versions: dict[str, str | None]) -> dict:
     """The host report as the documented JSON structure."""
-    firmware = None
-    if caps.firmware is not None:
-        firmware = [{'descriptor': d.path, 'executable': d.executable,
-                     'nvram_template': d.nvram_template,
-                     'features': list(d.features)} for d in caps.firmware]
+    def descriptors(found):
+        if found is None:
+            return None
+        return [{'descriptor': d.path, 'executable': d.executable,
+                 'nvram_template': d.nvram_template,
+                 'features': list(d.features)} for d in found]
+
+    firmware = descriptors(caps.firmware)
     return {
         'source': source,
         'libvirt_version': versions.get('libvirt'),
@@ -48,6 +51,13 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
             'usable': caps.sev_es_usable,
             'reasons': list(caps.sev_es_reasons),
             'max_guests': caps.max_es_guests,
+        },
+        'sev_snp': {
+            'usable': caps.sev_snp_usable,
+            'reasons': list(caps.sev_snp_reasons),
+            # SEV-SNP guests share the SEV-ES ASID slots.
+            'max_guests': caps.max_es_guests,
+            'firmware': descriptors(caps.snp_firmware),
         },
         'traits': sorted(traits.sev_traits(caps)),
         'firmware': firmware,
@@ -69,14 +79,15 @@ def format_text(report: dict) -> str:
             report['libvirt_version'], unknown(report['qemu_version'])))
     if report['cpu_vendor']:
         lines.append('CPU vendor: %s' % report['cpu_vendor'])
-    for key, title in (('sev', 'SEV'), ('sev_es', 'SEV-ES')):
+    for key, title in (('sev', 'SEV'), ('sev_es', 'SEV-ES'),
+                       ('sev_snp', 'SEV-SNP')):
         part = report[key]
         lines.append('%s: %s' % (title, _verdict(part['usable'])))
         lines.extend('  - %s' % r for r in part['reasons'])
     sev = report['sev']
     lines.append('cbitpos: %s' % unknown(sev['cbitpos']))
     lines.append('reducedPhysBits: %s' % unknown(sev['reduced_phys_bits']))
-    lines.append('ASID slots: SEV %s, SEV-ES %s' % (
+    lines.append('ASID slots: SEV %s, SEV-ES and SEV-SNP %s' % (
         unknown(sev['max_guests']), unknown(report['sev_es']['max_guests'])))
     lines.append('traits reported to placement: %s' % (
         ', '.join(report['traits']) or 'none'))
@@ -86,6 +97,10 @@ def format_text(report: dict) -> str:
         lines.append('firmware with amd-sev: %s' % (
             ', '.join('%s (%s)' % (f['descriptor'], f['executable'])
                       for f in report['firmware']) or 'none'))
+        lines.append('stateless firmware with amd-sev-snp: %s' % (
+            ', '.join('%s (%s)' % (f['descriptor'], f['executable'])
+                      for f in report['sev_snp']['firmware'] or ()) or
+            'none'))
     return '\n'.join(lines)
 
 

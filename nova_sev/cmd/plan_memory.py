@@ -5,6 +5,8 @@ hold, the memory each pins and its hard limit, and the
 SEV guests pin their memory: RAM and video memory, which placement counts,
 plus the firmware/ROM/ACPI regions ([sev]firmware_overhead_mb), which it
 does not and which belong in reserved_host_memory_mb, once per guest.
+SEV-SNP guests (--mode sev-snp) lock nothing and get no hard limit, but
+their memory cannot be swapped either: it is counted the same way.
 
 The JSON form (``--format json``) is a stable interface, documented in
 doc/source/cli/plan-memory.rst; keys are only ever added.
@@ -64,9 +66,14 @@ def register(subparsers) -> None:
                         help='number of SEV guests to size the reservation '
                              'for (default: the most the host can hold)')
     parser.add_argument('--max-asids', type=whole_number, metavar='A',
-                        help='SEV ASID slots of the host (the "ASID slots" '
-                             'of nova-sev host-check, maxGuests in libvirt '
-                             'domain capabilities)')
+                        help='ASID slots of the host for the mode (the '
+                             '"ASID slots" of nova-sev host-check: maxGuests '
+                             'in libvirt domain capabilities for SEV, '
+                             'maxESGuests for SEV-ES and SEV-SNP, which '
+                             'share them)')
+    parser.add_argument('--mode', choices=memory_plan.MODES, default='sev',
+                        help='the guests\' memory encryption (default sev; '
+                             'sev-snp guests get no hard limit)')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
     parser.set_defaults(func=run)
@@ -75,6 +82,7 @@ def register(subparsers) -> None:
 def plan_dict(plan: memory_plan.MemoryPlan, reason: str | None) -> dict:
     """The plan as the documented JSON structure."""
     return {
+        'mode': plan.mode,
         'per_guest': {
             'ram_mb': plan.flavor_ram_mb,
             'video_mb': plan.video_mb,
@@ -97,13 +105,18 @@ def plan_dict(plan: memory_plan.MemoryPlan, reason: str | None) -> dict:
 
 def format_text(plan: memory_plan.MemoryPlan, reason: str | None) -> str:
     """The plan for a person at a terminal."""
+    if plan.hard_limit_kib is None:
+        limit = ('  hard limit: none (SEV-SNP memory is not locked: QEMU '
+                 'keeps it in guest_memfd, which cannot be swapped)')
+    else:
+        limit = '  hard limit: %d KiB (pinned + %d MiB QEMU overhead)' % (
+            plan.hard_limit_kib, plan.qemu_overhead_mb)
     lines = [
         'Per SEV guest of %d MiB RAM and %d MiB video memory:' % (
             plan.flavor_ram_mb, plan.video_mb),
         '  pinned memory: %d MiB (RAM + video + %d MiB firmware/ROM/ACPI)'
         % (plan.pinned_mb, plan.firmware_overhead_mb),
-        '  hard limit: %d KiB (pinned + %d MiB QEMU overhead)' % (
-            plan.hard_limit_kib, plan.qemu_overhead_mb),
+        limit,
         'Host of %d MiB, %d MiB for the host OS:' % (
             plan.host_ram_mb, plan.host_os_reserved_mb),
         '  SEV guests that fit in memory: %d' % plan.max_guests_by_memory,
@@ -127,7 +140,7 @@ def run(args) -> int:
         video_mb=args.video_mb, host_os_reserved_mb=args.host_os_reserved_mb,
         guests=args.guests, max_asids=args.max_asids,
         firmware_overhead_mb=CONF.sev.firmware_overhead_mb,
-        qemu_overhead_mb=CONF.sev.qemu_overhead_mb)
+        qemu_overhead_mb=CONF.sev.qemu_overhead_mb, mode=args.mode)
     reason = memory_plan.refusal_reason(plan)
     if args.format == 'json':
         common.print_json(plan_dict(plan, reason))

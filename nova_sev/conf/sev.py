@@ -81,12 +81,21 @@ SEV guest policy, as a number (``0x0033``). By default nova-sev uses 0x0033
 for SEV guests and 0x0037 for SEV-ES guests. A policy that drops NODBG (0x1)
 or NOKS (0x2) is refused unless ``allow_insecure_policy`` is set.
 """),
+    cfg.StrOpt(
+        'snp_policy',
+        help="""
+SEV-SNP guest policy, as a number (``0x00030000``, the default: SMT allowed,
+the reserved bit 17 set, no debugging, no migration agent). Bit 17 must be
+set. A policy that sets DEBUG (0x80000), MIGRATE_MA (0x40000) or CXL_ALLOW
+(0x200000) is refused unless ``allow_insecure_policy`` is set.
+"""),
     cfg.BoolOpt(
         'allow_insecure_policy',
         default=False,
         help="""
-Accept a ``policy`` without NODBG (0x1) or NOKS (0x2): such guests can be
-debugged or share keys with other guests, which weakens SEV's protection.
+Accept a ``policy`` without NODBG (0x1) or NOKS (0x2), or an ``snp_policy``
+with DEBUG, MIGRATE_MA or CXL_ALLOW: such guests can be debugged or share
+keys or memory with others, which weakens SEV's protection.
 """),
 ]
 

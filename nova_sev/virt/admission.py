@@ -12,31 +12,59 @@ view, but with no overcommit, whatever ``ram_allocation_ratio`` says), or
 when their firmware regions would not fit in the reservation. These are the
 bounds ``nova-sev plan-memory`` plans for. Pure: the driver gathers the
 numbers.
+
+SEV-ES and SEV-SNP guests draw on a second ASID pool (libvirt's
+``maxESGuests``), which they share; plain SEV guests use ``maxGuests``.
+SEV-SNP guests lock no memory (guest_memfd) but cannot swap it either, so
+their memory is counted like that of SEV guests.
 """
 
 from collections.abc import Sequence
 
 from nova_sev import exception
+from nova_sev.virt.hardware import SevMode
 from nova_sev.virt import memory
+
+
+def asid_pool(mode: SevMode) -> str:
+    """The ASID pool a ``mode`` guest takes a slot of."""
+    return ES_POOL if mode in (SevMode.SEV_ES, SevMode.SEV_SNP) else SEV_POOL
+
+
+ES_POOL = 'maxESGuests'
+SEV_POOL = 'maxGuests'
 
 
 def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                     existing_pinned_mb: Sequence[int], host_ram_mb: int,
                     reserved_host_memory_mb: int, firmware_overhead_mb: int,
-                    max_guests: int | None) -> None:
+                    max_guests: int | None, *,
+                    same_pool_guests: int | None = None,
+                    pool: str = SEV_POOL) -> None:
     """Raise SevHostLimitReached, naming the limit, when a new SEV guest
     pinning ``new_pinned_mb`` does not fit beside the SEV guests already on
-    the host (``existing_pinned_mb``, one entry each). Pinned sizes include
-    ``firmware_overhead_mb`` each. ``max_guests`` is None when libvirt does
-    not report the ASID slots.
+    the host (``existing_pinned_mb``, one entry each, of every mode).
+    Pinned sizes include ``firmware_overhead_mb`` each. ``max_guests`` is
+    the slots of the new guest's ASID ``pool`` (``maxGuests`` for SEV,
+    ``maxESGuests`` for SEV-ES and SEV-SNP), None when libvirt does not
+    report them; ``same_pool_guests`` the existing guests in that pool
+    (default: all of them).
     """
     count = len(existing_pinned_mb) + 1
-    if max_guests is not None and count > max_guests:
+    in_pool = (count if same_pool_guests is None
+               else same_pool_guests + 1)
+    if max_guests is not None and in_pool > max_guests:
+        if pool == ES_POOL:
+            reason = ('all %d ES/SNP ASID slots (libvirt maxESGuests) are '
+                      'in use by SEV-ES and SEV-SNP guests; another host '
+                      'may take it, or raise the SEV-ES ASID count in the '
+                      'BIOS' % max_guests)
+        else:
+            reason = ('all %d ASID slots (libvirt maxGuests) are in use by '
+                      'SEV guests; another host may take it, or raise the '
+                      'SEV ASID count in the BIOS' % max_guests)
         raise exception.SevHostLimitReached(
-            instance=instance_uuid, host=host,
-            reason='all %d ASID slots (libvirt maxGuests) are in use by '
-                   'SEV guests; another host may take it, or raise the SEV '
-                   'ASID count in the BIOS' % max_guests)
+            instance=instance_uuid, host=host, reason=reason)
     pinned = list(existing_pinned_mb) + [new_pinned_mb]
     os_reserved_mb = memory.host_os_reserved_mb(
         reserved_host_memory_mb, count, firmware_overhead_mb)

@@ -35,6 +35,7 @@ TRAIT_FORBIDDEN = 'forbidden'
 # the spec's older one.
 SEV_TRAIT_NAMES = (os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV)
 SEV_ES_TRAIT_NAME = os_traits.HW_CPU_X86_AMD_SEV_ES
+SEV_SNP_TRAIT_NAME = os_traits.HW_CPU_X86_AMD_SEV_SNP
 
 FLAVOR_MEM_ENCRYPTION = 'hw:mem_encryption'
 FLAVOR_MEM_ENCRYPTION_MODEL = 'hw:mem_encryption_model'
@@ -45,7 +46,8 @@ IMAGE_TRAITS_REQUIRED = 'traits_required'
 
 MODEL_AMD_SEV = 'amd-sev'
 MODEL_AMD_SEV_ES = 'amd-sev-es'
-MODELS = (MODEL_AMD_SEV, MODEL_AMD_SEV_ES)
+MODEL_AMD_SEV_SNP = 'amd-sev-snp'
+MODELS = (MODEL_AMD_SEV, MODEL_AMD_SEV_ES, MODEL_AMD_SEV_SNP)
 
 IMAGE_MACHINE_TYPE = 'hw_machine_type'
 CONF_MACHINE_TYPE = '[libvirt]hw_machine_type'
@@ -55,6 +57,10 @@ FLAVOR_MEM_PAGE_SIZE = 'hw:mem_page_size'
 IMAGE_MEM_PAGE_SIZE = 'hw_mem_page_size'
 FLAVOR_PCI_ALIAS = 'pci_passthrough:alias'
 IMAGE_VIDEO_RAM = 'hw_video_ram'
+IMAGE_FIRMWARE_STATELESS = 'hw_firmware_stateless'
+IMAGE_KERNEL_ID = 'kernel_id'
+# Nova's image value for "no kernel of its own" (compute API).
+NO_KERNEL = 'nokernel'
 IMAGE_ARCHITECTURE = 'hw_architecture'
 IMAGE_FIRMWARE_TYPE = 'hw_firmware_type'
 IMAGE_SCSI_MODEL = 'hw_scsi_model'
@@ -65,7 +71,7 @@ IMAGE_PROPERTIES = (
     IMAGE_MEM_ENCRYPTION, IMAGE_MEM_ENCRYPTION_MODEL, IMAGE_TRAITS_REQUIRED,
     IMAGE_MACHINE_TYPE, IMAGE_DISK_BUS, IMAGE_CDROM_BUS, IMAGE_MEM_PAGE_SIZE,
     IMAGE_VIDEO_RAM, IMAGE_ARCHITECTURE, IMAGE_FIRMWARE_TYPE,
-    IMAGE_SCSI_MODEL)
+    IMAGE_SCSI_MODEL, IMAGE_FIRMWARE_STATELESS)
 
 # Page sizes that mean "not huge pages" (Nova's MEMPAGES_SMALL, and 4 KiB
 # written out); "any" lets Nova choose, so it promises nothing.
@@ -79,6 +85,7 @@ class SevMode(str, enum.Enum):
     NONE = 'none'
     SEV = 'sev'
     SEV_ES = 'sev-es'
+    SEV_SNP = 'sev-snp'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,31 +140,44 @@ def _merge(stances: list[_Stance], subject: str) -> _Stance | None:
     return stances[0] if stances else None
 
 
+@dataclasses.dataclass
+class _SourceStances:
+    """One source's answers: encryption, SEV-ES, SEV-SNP, and its model."""
+
+    enc: list[_Stance]
+    es: list[_Stance]
+    snp: list[_Stance]
+    model: _Stance | None
+
+
 def _source_stances(source: str, props: Mapping[str, Any],
-                    enc_key: str, model_key: str
-                    ) -> tuple[list[_Stance], list[_Stance],
-                               _Stance | None]:
-    """The encryption and SEV-ES answers of one source, plus its model."""
+                    enc_key: str, model_key: str) -> _SourceStances:
+    """The encryption, SEV-ES and SEV-SNP answers of one source, plus its
+    model.
+    """
     enc: list[_Stance] = []
     es: list[_Stance] = []
+    snp: list[_Stance] = []
+    by_mode = {SEV_ES_TRAIT_NAME: es, SEV_SNP_TRAIT_NAME: snp}
     for name in SEV_TRAIT_NAMES:
         key = TRAIT_PREFIX + name
         if props.get(key) is not None:
             enc.append(_trait_stance(source, key, props[key]))
-    es_key = TRAIT_PREFIX + SEV_ES_TRAIT_NAME
-    if props.get(es_key) is not None:
-        stance = _trait_stance(source, es_key, props[es_key])
-        es.append(stance)
-        if stance.wanted:
-            # Requiring SEV-ES requires SEV.
-            enc.append(stance)
+    for name, stances in by_mode.items():
+        key = TRAIT_PREFIX + name
+        if props.get(key) is not None:
+            stance = _trait_stance(source, key, props[key])
+            stances.append(stance)
+            if stance.wanted:
+                # Requiring SEV-ES or SEV-SNP requires SEV.
+                enc.append(stance)
     if source == IMAGE:
         for name in props.get(IMAGE_TRAITS_REQUIRED) or ():
-            if name in SEV_TRAIT_NAMES + (SEV_ES_TRAIT_NAME,):
+            if name in SEV_TRAIT_NAMES + tuple(by_mode):
                 stance = _Stance(True, source, IMAGE_TRAITS_REQUIRED, name)
                 enc.append(stance)
-                if name == SEV_ES_TRAIT_NAME:
-                    es.append(stance)
+                if name in by_mode:
+                    by_mode[name].append(stance)
     if props.get(enc_key) is not None:
         enc.append(_Stance(_parse_bool(source, enc_key, props[enc_key]),
                            source, enc_key, props[enc_key]))
@@ -172,11 +192,14 @@ def _source_stances(source: str, props: Mapping[str, Any],
                 ' or '.join(MODELS))
         model = _Stance(True, source, model_key, raw)
         es.append(_Stance(text == MODEL_AMD_SEV_ES, source, model_key, raw))
-    return enc, es, model
+        snp.append(_Stance(text == MODEL_AMD_SEV_SNP, source, model_key,
+                           raw))
+    return _SourceStances(enc, es, snp, model)
 
 
 def _flavor_image_stances(extra_specs: Mapping[str, str],
-                          image_props: Mapping[str, Any]) -> tuple:
+                          image_props: Mapping[str, Any]
+                          ) -> tuple[_SourceStances, _SourceStances]:
     return (_source_stances(FLAVOR, extra_specs or {}, FLAVOR_MEM_ENCRYPTION,
                             FLAVOR_MEM_ENCRYPTION_MODEL),
             _source_stances(IMAGE, image_props or {}, IMAGE_MEM_ENCRYPTION,
@@ -185,23 +208,25 @@ def _flavor_image_stances(extra_specs: Mapping[str, str],
 
 def get_sev_mode(extra_specs: Mapping[str, str],
                  image_props: Mapping[str, Any]) -> SevMode:
-    """Whether the flavor and image ask for no SEV, SEV or SEV-ES.
+    """Whether the flavor and image ask for no SEV, SEV, SEV-ES or SEV-SNP.
 
     SEV is asked for by ``trait:HW_CPU_X86_AMD_SEV=required``,
     ``trait:HW_CPU_AMD_SEV=required`` or ``hw:mem_encryption`` /
     ``hw_mem_encryption`` true; SEV-ES by
     ``trait:HW_CPU_X86_AMD_SEV_ES=required`` or the encryption model
-    ``amd-sev-es``. Raises SevRequestConflict when one key requires what
-    another forbids (within a source or across flavor and image), and
+    ``amd-sev-es``; SEV-SNP by ``trait:HW_CPU_X86_AMD_SEV_SNP=required`` or
+    the model ``amd-sev-snp``. Raises SevRequestConflict when one key
+    requires what another forbids (within a source or across flavor and
+    image) or asks for SEV-ES where another asks for SEV-SNP, and
     InvalidSevRequest for a value that cannot be read or a model given
     without encryption.
     """
-    (f_enc, f_es, f_model), (i_enc, i_es, i_model) = _flavor_image_stances(
-        extra_specs, image_props)
-    enc = _merge(f_enc + i_enc, 'memory encryption (SEV)')
-    es = _merge(f_es + i_es, 'SEV-ES')
+    flavor, image = _flavor_image_stances(extra_specs, image_props)
+    enc = _merge(flavor.enc + image.enc, 'memory encryption (SEV)')
+    es = _merge(flavor.es + image.es, 'SEV-ES')
+    snp = _merge(flavor.snp + image.snp, 'SEV-SNP')
     if enc is None or not enc.wanted:
-        model = f_model or i_model
+        model = flavor.model or image.model
         if model is not None:
             raise exception.InvalidSevRequest(
                 source=model.source, key=model.key, value=model.value,
@@ -210,7 +235,16 @@ def get_sev_mode(extra_specs: Mapping[str, str],
                 'or remove %s' % (FLAVOR_MEM_ENCRYPTION, IMAGE_MEM_ENCRYPTION,
                                   model.key))
         return SevMode.NONE
-    if es is not None and es.wanted:
+    es_wanted = es is not None and es.wanted
+    snp_wanted = snp is not None and snp.wanted
+    if es_wanted and snp_wanted:
+        # One guest is one or the other: the two policies differ.
+        raise exception.SevRequestConflict(
+            first=es.describe(), first_wants='asks for SEV-ES',
+            second=snp.describe(), second_wants='asks for SEV-SNP')
+    if snp_wanted:
+        return SevMode.SEV_SNP
+    if es_wanted:
         return SevMode.SEV_ES
     return SevMode.SEV
 
@@ -220,10 +254,10 @@ def sev_requested_by(extra_specs: Mapping[str, str],
     """The keys that asked for SEV, for messages ("flavor extra spec
     hw:mem_encryption=true"); empty when nothing did.
     """
-    (f_enc, f_es, _m), (i_enc, i_es, _m) = _flavor_image_stances(
-        extra_specs, image_props)
+    flavor, image = _flavor_image_stances(extra_specs, image_props)
     seen = []
-    for stance in f_enc + f_es + i_enc + i_es:
+    for stance in (flavor.enc + flavor.es + flavor.snp +
+                   image.enc + image.es + image.snp):
         text = stance.describe()
         if stance.wanted and text not in seen:
             seen.append(text)
@@ -343,3 +377,26 @@ def requested_video_ram_mb(image_props: Mapping[str, Any]) -> int:
             source=IMAGE, key=IMAGE_VIDEO_RAM, value=value,
             reason='not a number of MiB')
     return video_mb
+
+
+def requested_stateless_firmware(image_props: Mapping[str, Any]
+                                 ) -> Request | None:
+    """Whether the image asks for stateless firmware
+    (``hw_firmware_stateless``): a Request whose value is ``true`` or
+    ``false``, None when the image leaves it open.
+    """
+    value = (image_props or {}).get(IMAGE_FIRMWARE_STATELESS)
+    if value is None or str(value).strip() == '':
+        return None
+    wanted = _parse_bool(IMAGE, IMAGE_FIRMWARE_STATELESS, value)
+    return Request('true' if wanted else 'false',
+                   '%s %s' % (IMAGE, IMAGE_FIRMWARE_STATELESS))
+
+
+def boots_kernel_directly(image_props: Mapping[str, Any]) -> bool:
+    """Whether the guest boots a kernel directly (the image names a
+    ``kernel_id`` other than Nova's ``nokernel``), so that SEV-SNP can
+    measure its hashes.
+    """
+    kernel = str((image_props or {}).get(IMAGE_KERNEL_ID) or '').strip()
+    return bool(kernel) and kernel != NO_KERNEL

@@ -8,6 +8,11 @@ regions that every SEV guest pins as well are not counted by placement and
 belong in ``reserved_host_memory_mb``, once per guest. Pinned memory cannot
 be swapped or overcommitted, so the host must hold all of it at once.
 
+SEV-SNP guests lock nothing (QEMU keeps their private memory in
+guest_memfd, and libvirt runs them with mem-lock=off), so they get no hard
+limit; guest_memfd memory cannot be swapped either, so they are counted
+the same way. Their ASID slots are the SEV-ES ones (maxESGuests).
+
 Pure arithmetic on top of ``nova_sev.virt.memory``: callers pass the option
 values, nothing here reads CONF.
 """
@@ -16,6 +21,9 @@ import dataclasses
 
 from nova_sev import exception
 from nova_sev.virt import memory
+
+MODE_SNP = 'sev-snp'
+MODES = ('sev', 'sev-es', MODE_SNP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +42,14 @@ class MemoryPlan:
     firmware_overhead_mb: int
     qemu_overhead_mb: int
     pinned_mb: int
-    hard_limit_kib: int
+    hard_limit_kib: int | None
     max_guests_by_memory: int
     max_asids: int | None
     max_guests: int
     guests: int
     reserved_host_memory_mb: int
     fits: bool
+    mode: str = 'sev'
 
 
 # SEV ASIDs are counted by a 32-bit CPUID field (Fn8000_001F ECX), and
@@ -101,9 +110,11 @@ def plan_memory(host_ram_mb: int, flavor_ram_mb: int, video_mb: int = 0,
                 max_asids: int | None = None,
                 firmware_overhead_mb: int =
                 memory.DEFAULT_FIRMWARE_OVERHEAD_MB,
-                qemu_overhead_mb: int = memory.DEFAULT_QEMU_OVERHEAD_MB
-                ) -> MemoryPlan:
-    """Plan a host's memory for SEV guests of ``flavor_ram_mb`` each.
+                qemu_overhead_mb: int = memory.DEFAULT_QEMU_OVERHEAD_MB,
+                mode: str = 'sev') -> MemoryPlan:
+    """Plan a host's memory for SEV guests of ``flavor_ram_mb`` each
+    (``mode`` ``sev``, ``sev-es`` or ``sev-snp``: SEV-SNP guests have no
+    hard limit; ``max_asids`` is the pool of the mode).
 
     The reservation is sized for ``guests`` when given, else for the most
     guests the host can hold. InvalidInput names the value that cannot be
@@ -123,8 +134,10 @@ def plan_memory(host_ram_mb: int, flavor_ram_mb: int, video_mb: int = 0,
                                                      host_ram_mb))
     pinned = memory.pinned_memory_mb(flavor_ram_mb, video_mb,
                                      firmware_overhead_mb)
-    limit = memory.hard_limit_kib(flavor_ram_mb, video_mb,
-                                  firmware_overhead_mb, qemu_overhead_mb)
+    limit = None
+    if mode != MODE_SNP:
+        limit = memory.hard_limit_kib(flavor_ram_mb, video_mb,
+                                      firmware_overhead_mb, qemu_overhead_mb)
     by_memory = max_guests_by_memory(host_ram_mb, host_os_reserved_mb,
                                      pinned)
     most = max_guests(by_memory, max_asids)
@@ -139,7 +152,7 @@ def plan_memory(host_ram_mb: int, flavor_ram_mb: int, video_mb: int = 0,
         max_asids=max_asids, max_guests=most, guests=planned,
         reserved_host_memory_mb=reserved_host_memory_mb(
             host_os_reserved_mb, planned, firmware_overhead_mb),
-        fits=fits)
+        fits=fits, mode=mode)
 
 
 def refusal_reason(plan: MemoryPlan) -> str | None:
@@ -152,6 +165,11 @@ def refusal_reason(plan: MemoryPlan) -> str | None:
     wanted = max(plan.guests, 1)
     if plan.max_asids is not None and plan.max_asids < wanted \
             and plan.max_asids <= plan.max_guests_by_memory:
+        if plan.mode != 'sev':
+            return ('%d SEV-ES/SEV-SNP guests need %d ES/SNP ASID slots but '
+                    'the host has %d: plan fewer guests or raise the SEV-ES '
+                    'ASID count in the BIOS' % (
+                        wanted, wanted, plan.max_asids))
         return ('%d SEV guests need %d ASID slots but the host has %d: '
                 'plan fewer guests or raise the SEV ASID count in the BIOS'
                 % (wanted, wanted, plan.max_asids))

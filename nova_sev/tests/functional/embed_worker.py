@@ -12,6 +12,7 @@ with one result per op. Operations:
 - ``sev_info``: ``getSEVInfo()``
 - ``versions``: the packed versions of libvirt and of its QEMU, as this
   host has them (``{"libvirt": 9000000, "qemu": 7002000}``)
+- ``version``: ``getLibVersion()`` (major * 1000000 + minor * 1000 + micro)
 """
 
 import json
@@ -52,6 +53,8 @@ def _do(conn, op: dict):
         return conn.getSEVInfo()
     if kind == 'versions':
         return {'libvirt': libvirt.getVersion(), 'qemu': conn.getVersion()}
+    if kind == 'version':
+        return conn.getLibVersion()
     raise ValueError('unknown op %r' % kind)
 
 

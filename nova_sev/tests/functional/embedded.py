@@ -12,6 +12,14 @@ This host has no SEV. As libvirt's own tests do with their
 ``<sev>`` element to the x86_64 capability cache, so that libvirt reports
 SEV in the domain capabilities, defines SEV guests and builds their QEMU
 command line. Nothing here skips: a missing libvirt is a test error.
+
+``snp=True`` adds ``<flag name='sev-snp-guest'/>`` as well, as libvirt's
+``caps_10.0.0_x86_64+amdsev.xml`` has it (the SNP flag without the
+``sev-guest`` flag and the ``<sev>`` element crashes libvirt 11.3 in
+domainXMLToNative). A libvirt that does not know the flag (before 10.5)
+discards the whole cache and probes QEMU again, which would lose the SEV
+injection too: ``libvirt_knows_snp_flag`` asks the installed libvirt once
+per machine, and the flag is only injected where it is known.
 """
 
 import fcntl
@@ -99,8 +107,14 @@ def probed_template() -> str:
     return root
 
 
-def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1) -> None:
-    """Make the x86_64 capability cache under ``root`` claim SEV."""
+SNP_FLAG = "<flag name='sev-snp-guest'/>"
+
+
+def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1,
+               snp: bool = False) -> None:
+    """Make the x86_64 capability cache under ``root`` claim SEV, and
+    SEV-SNP when ``snp``.
+    """
     files = glob.glob(os.path.join(root, 'cache/qemu/capabilities/*.xml'))
     patched = 0
     for path in files:
@@ -112,6 +126,9 @@ def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1) -> None:
             first_flag = xml.index('<flag name=')
             xml = (xml[:first_flag] + "<flag name='sev-guest'/>\n  " +
                    xml[first_flag:])
+        if snp and SNP_FLAG not in xml:
+            first_flag = xml.index('<flag name=')
+            xml = xml[:first_flag] + SNP_FLAG + '\n  ' + xml[first_flag:]
         xml = xml.replace('</qemuCaps>', SEV_CACHE_ELEMENT % {
             'cbitpos': cbitpos, 'reduced': reduced, 'pdh': FAKE_PDH,
             'cert_chain': FAKE_CERT_CHAIN, 'cpu0_id': FAKE_CPU0_ID,
@@ -147,16 +164,63 @@ def no_sev_define_error(libvirt_version: tuple[int, int, int]) -> str:
     return 'SEV launch security is not supported with this QEMU binary'
 
 
+def _new_root(template: str) -> str:
+    root = tempfile.mkdtemp(prefix='nova-sev-embed-')
+    shutil.copytree(os.path.join(template, 'cache'),
+                    os.path.join(root, 'cache'))
+    connection.prepare_embed_root(root)
+    return root
+
+
+def libvirt_knows_snp_flag() -> bool:
+    """Whether the installed libvirt keeps a capability cache that holds
+    the ``sev-snp-guest`` flag: asked of libvirt itself, once per machine
+    (QEMU build and libvirt version). A libvirt that does not know the
+    flag throws the cache away and probes QEMU again, which here has no
+    SEV.
+    """
+    import libvirt
+
+    template = probed_template()
+    # The answer is libvirt's: keep it per libvirt version.
+    version = libvirt.getVersion()
+    answers = {True: os.path.join(template, '.snp-flag-known-%d' % version),
+               False: os.path.join(template,
+                                   '.snp-flag-unknown-%d' % version)}
+    with open(os.path.join(template, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for answer, marker in answers.items():
+            if os.path.exists(marker):
+                return answer
+        root = _new_root(template)
+        try:
+            inject_sev(root, snp=True)
+            result = run_worker('qemu:///embed?root=' + root,
+                                [{'op': 'domcaps'}], timeout=300)[0]
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        if not result['ok']:
+            raise RuntimeError('libvirt gave no domain capabilities: %s'
+                               % result['error'])
+        answer = "<sev supported='yes'" in result['result']
+        open(answers[answer], 'w').close()
+        return answer
+
+
 class EmbeddedQemuFixture(fixtures.Fixture):
-    """A private embedded-QEMU root, SEV-capable when ``sev`` is true.
+    """A private embedded-QEMU root, SEV-capable when ``sev`` is true and
+    SEV-SNP capable when ``snp`` is true too and libvirt knows SNP
+    (``snp_injected`` says whether it did).
 
     ``uri`` opens it; ``call(ops)`` runs libvirt operations on it in a
     child process (see embed_worker for the operations).
     """
 
-    def __init__(self, sev: bool = False) -> None:
+    def __init__(self, sev: bool = False, snp: bool = False) -> None:
         super().__init__()
         self.sev = sev
+        self.snp = snp
+        self.snp_injected = False
 
     def _setUp(self) -> None:
         template = probed_template()
@@ -165,7 +229,8 @@ class EmbeddedQemuFixture(fixtures.Fixture):
                         os.path.join(self.root, 'cache'))
         connection.prepare_embed_root(self.root)
         if self.sev:
-            inject_sev(self.root)
+            self.snp_injected = self.snp and libvirt_knows_snp_flag()
+            inject_sev(self.root, snp=self.snp_injected)
         self.uri = 'qemu:///embed?root=' + self.root
 
     def call(self, ops: list[dict]) -> list[dict]:
@@ -173,3 +238,58 @@ class EmbeddedQemuFixture(fixtures.Fixture):
 
     def call_one(self, op: str, **kwargs) -> dict:
         return self.call([dict(kwargs, op=op)])[0]
+
+
+# Where libvirt and QEMU look for firmware descriptors first. The embed
+# root's own etc/qemu/firmware is not read (measured with libvirt 11.3).
+HOST_FIRMWARE_DIR = '/etc/qemu/firmware'
+STATELESS_OVMF = '/usr/share/ovmf/OVMF.fd'
+
+
+def snp_firmware_descriptor(executable: str = STATELESS_OVMF) -> dict:
+    """A QEMU firmware descriptor (docs/interop/firmware.json) for the
+    stateless OVMF build with the ``amd-sev-snp`` feature: Debian ships
+    the image but no descriptor that lists SNP.
+    """
+    return {
+        'description': 'Stateless OVMF for SEV-SNP guests (nova-sev tests)',
+        'interface-types': ['uefi'],
+        'mapping': {'device': 'memory', 'filename': executable},
+        'targets': [{'architecture': 'x86_64', 'machines': ['pc-q35-*']}],
+        'features': ['amd-sev-snp'],
+        'tags': [],
+    }
+
+
+class SnpFirmwareDescriptorFixture(fixtures.Fixture):
+    """Places ``snp_firmware_descriptor()`` in the host's
+    /etc/qemu/firmware for one test and removes it (and the directories
+    it had to create) afterwards. Needs root, as the CI's fresh machine
+    runs the tests. The name sorts after Debian's descriptors, so that
+    other guests' firmware auto-selection still picks those first.
+    """
+
+    def __init__(self, directory: str = HOST_FIRMWARE_DIR) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _setUp(self) -> None:
+        created = []
+        parent = self.directory
+        while not os.path.isdir(parent):
+            created.append(parent)
+            parent = os.path.dirname(parent)
+        os.makedirs(self.directory, exist_ok=True)
+        self.path = os.path.join(
+            self.directory, '99-nova-sev-test-snp-%d.json' % os.getpid())
+        with open(self.path, 'w', encoding='utf-8') as f:
+            json.dump(snp_firmware_descriptor(), f)
+        self.addCleanup(self._remove, created)
+
+    def _remove(self, created: list[str]) -> None:
+        os.unlink(self.path)
+        for directory in created:
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break  # another test's descriptor is still there

@@ -13,6 +13,7 @@ in this sandbox, so definition and command line are tested, not boot.
 ``iommu`` is checked in the XML libvirt keeps after defining instead.
 """
 
+import dataclasses
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ import fixtures
 from lxml import etree
 import testtools
 
+from nova_sev import exception
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional import embedded
 from nova_sev.virt import hardware
@@ -276,3 +278,227 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
                          proc.stderr)
         self.assertIn("<sev supported='no'/>", proc.stderr)
         self.assertIn('hw_mem_encryption=true', proc.stderr)
+
+
+# libvirt's first release with SEV-SNP (its <launchSecurity type='sev-snp'>
+# and the sev-snp-guest capability, QEMU >= 9.1); Nova 34 needs it too.
+LIBVIRT_SNP_VERSION = 10005000
+SNP_TRAIT = {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}
+SNP_REQUESTS = (
+    (SNP_TRAIT, {}),
+    ({}, {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required',
+          'hw_firmware_stateless': 'true'}),
+    ({'hw:mem_encryption': 'true',
+      'hw:mem_encryption_model': 'amd-sev-snp'}, {}),
+    ({}, {'hw_mem_encryption': 'true',
+          'hw_mem_encryption_model': 'amd-sev-snp',
+          'hw_disk_bus': 'sata'}),
+)
+
+
+class SevSnpGuestRealLibvirtTestCase(testtools.TestCase):
+    """SEV-SNP guests judged by the installed libvirt and QEMU.
+
+    What is expected follows the libvirt read at run time: from libvirt
+    10.5 on (Debian 13: libvirt 11.3, QEMU 10.0) SNP is injected into the
+    capability cache (the sev-guest and sev-snp-guest flags and the <sev>
+    element) and every SNP guest must validate, define and show its
+    sev-snp-guest object; a root with SEV alone refuses it. The stateless
+    OVMF build gets a descriptor with amd-sev-snp in the host's
+    /etc/qemu/firmware for the test (the embed root's etc/qemu/firmware is
+    not read; the CI runs the tests as root), removed afterwards. Before
+    10.5 (Debian 12: libvirt 9.0) detection must say SNP is not usable
+    because libvirt is too old, an SNP request must fail closed, and
+    libvirt itself must refuse an SNP domain.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.qemu = self.useFixture(embedded.EmbeddedQemuFixture(
+            sev=True, snp=True))
+        version, domcaps = self.qemu.call([{'op': 'version'},
+                                           {'op': 'domcaps'}])
+        self.assertTrue(version['ok'] and domcaps['ok'], (version, domcaps))
+        self.libvirt_has_snp = version['result'] >= LIBVIRT_SNP_VERSION
+        # libvirt itself must agree: it keeps the SNP flag exactly when it
+        # is new enough.
+        self.assertEqual(self.libvirt_has_snp, self.qemu.snp_injected)
+        self.domcaps = host.parse_domain_capabilities(domcaps['result'])
+        # libvirt reads the ASID counts from the host's CPU, not from the
+        # cache: a host without SEV reports maxESGuests=0. Leave it unknown
+        # (a real SNP host reports its ES/SNP slots).
+        self.assertEqual(0, self.domcaps.sev.max_es_guests)
+        self.domcaps.sev.max_es_guests = None
+        if self.libvirt_has_snp:
+            self.useFixture(embedded.SnpFirmwareDescriptorFixture())
+            self.firmware = fw.load_descriptors(
+                [embedded.HOST_FIRMWARE_DIR] + FIRMWARE_DIRS)
+        else:
+            # libvirt before 10.5 does not know the amd-sev-snp feature:
+            # leave the host's directory alone and hand detection the
+            # descriptor, so that libvirt's age is the only reason left.
+            self.firmware = fw.load_descriptors(FIRMWARE_DIRS) + [
+                fw.parse_descriptor('99-snp.json',
+                                    embedded.snp_firmware_descriptor())]
+
+    def _caps(self):
+        params = {'sev': host.KvmAmdParam('sev', True),
+                  'sev_es': host.KvmAmdParam('sev_es', True),
+                  'sev_snp': host.KvmAmdParam('sev_snp', True)}
+        return host.detect_sev(self.domcaps, params, self.firmware)
+
+    def _design(self, domain_xml, extra_specs=SNP_TRAIT, image_props=None,
+                caps=None):
+        return sev_guest.design_sev_domain(
+            domain_xml, extra_specs, image_props or {}, caps or self._caps(),
+            gp.SevGuestOptions())
+
+    def test_detection(self):
+        caps = self._caps()
+        self.assertTrue(caps.sev_usable, caps.sev_reasons)
+        # With sev_snp on, SEV-ES is off whatever else holds.
+        self.assertFalse(caps.sev_es_usable)
+        self.assertIn('CVE-2025-48514', ' '.join(caps.sev_es_reasons))
+        if self.libvirt_has_snp:
+            self.assertIn('sev-snp', self.domcaps.launch_security.sectypes)
+            self.assertTrue(caps.sev_snp_usable, caps.sev_snp_reasons)
+            self.assertEqual(embedded.STATELESS_OVMF,
+                             caps.snp_firmware[0].executable)
+        else:
+            self.assertFalse(caps.sev_snp_usable)
+            self.assertEqual(1, len(caps.sev_snp_reasons),
+                             caps.sev_snp_reasons)
+            self.assertIn('libvirt or QEMU is too old',
+                          caps.sev_snp_reasons[0])
+            self.assertIn('libvirt >= 10.5', caps.sev_snp_reasons[0])
+
+    def _snp_argv(self, argv: str, host_data: str,
+                  kernel_hashes: bool = False) -> None:
+        args = shlex.split(argv)
+        snp = [o for o in _argv_json(args, '-object')
+               if o['qom-type'] == 'sev-snp-guest']
+        self.assertEqual(1, len(snp), argv)
+        self.assertEqual(47, snp[0]['cbitpos'])
+        self.assertEqual(1, snp[0]['reduced-phys-bits'])
+        # 0x00030000, printed in decimal.
+        self.assertEqual(196608, snp[0]['policy'])
+        self.assertIs(False, snp[0]['author-key-enabled'])
+        self.assertIs(False, snp[0]['vcek-disabled'])
+        self.assertEqual(host_data, snp[0]['host-data'])
+        self.assertIs(kernel_hashes, snp[0].get('kernel-hashes', False))
+        machine = args[args.index('-machine') + 1]
+        self.assertIn('confidential-guest-support=%s' % snp[0]['id'],
+                      machine)
+        self.assertIn('pc-q35-', machine)
+        self.assertEqual('mem-lock=off', args[args.index('-overcommit') + 1])
+        self.assertNotIn('pflash', argv)
+        virtio = [d for d in _argv_json(args, '-device')
+                  if d['driver'].startswith(('virtio-', 'vhost-'))
+                  and not d['driver'].startswith('virtio-net')]
+        self.assertNotEqual([], virtio)
+        for device in virtio:
+            self.assertIs(True, device.get('iommu_platform'), device)
+
+    def test_snp_guests(self):
+        nova = _data('nova-guest-q35.xml')
+        uuid = etree.fromstring(nova).findtext('uuid')
+        if not self.libvirt_has_snp:
+            self._check_fails_closed(nova)
+            return
+        schema = etree.RelaxNG(etree.parse(DOMAIN_RNG))
+        bases = (nova, _data('all-virtio-devices.xml'),
+                 nova.replace('</type>', '</type><kernel>/boot/vmlinuz'
+                              '</kernel><cmdline>console=ttyS0</cmdline>',
+                              1))
+        produced = []
+        for base, (specs, props) in itertools.product(bases, SNP_REQUESTS):
+            xml, plan = self._design(base, specs, props)
+            self.assertEqual(hardware.SevMode.SEV_SNP, plan.mode)
+            if not schema.validate(etree.fromstring(xml.encode())):
+                self.fail('%s\n%s' % (schema.error_log, xml))
+            produced.append((xml, plan))
+        self.assertValid(produced[0][0])
+        results = self.qemu.call(
+            [op for xml, _plan in produced
+             for op in ({'op': 'define', 'xml': xml},
+                        {'op': 'argv', 'xml': xml})])
+        for i, (xml, plan) in enumerate(produced):
+            define, argv = results[2 * i], results[2 * i + 1]
+            self.assertTrue(define['ok'], '%s\n%s' % (define, xml))
+            self.assertTrue(argv['ok'], '%s\n%s' % (argv, xml))
+            self._snp_argv(argv['result'], plan.snp.host_data,
+                           plan.snp.kernel_hashes)
+        self.assertEqual(gp.snp_host_data(uuid), produced[0][1].snp.host_data)
+        self.assertTrue(produced[-1][1].snp.kernel_hashes)
+        # libvirt keeps what nova-sev wrote: SNP, the ROM, iommu on NICs.
+        kept = self.qemu.call_one('dumpxml', xml=produced[0][0])
+        self.assertTrue(kept['ok'], kept)
+        kept = etree.fromstring(kept['result'])
+        lsec = kept.find('launchSecurity')
+        self.assertEqual('sev-snp', lsec.get('type'))
+        self.assertEqual(gp.snp_host_data(uuid), lsec.findtext('hostData'))
+        self.assertIsNone(kept.find('memoryBacking/locked'))
+        self.assertIsNone(kept.find('os/nvram'))
+        self.assertEqual(embedded.STATELESS_OVMF, kept.findtext('os/loader'))
+        for nic in kept.xpath("devices/interface[model/@type='virtio']"):
+            self.assertEqual('on', nic.find('driver').get('iommu'))
+        # The same domain on a root with SEV but without SNP: refused.
+        sev_only = self.useFixture(embedded.EmbeddedQemuFixture(sev=True))
+        for result in sev_only.call([{'op': 'define',
+                                      'xml': produced[0][0]},
+                                     {'op': 'argv', 'xml': produced[0][0]}]):
+            self.assertFalse(result['ok'], result)
+            self.assertIn('sev-snp', result['error'])
+            self.assertIn('not supported', result['error'])
+
+    def _check_fails_closed(self, nova: str) -> None:
+        caps = self._caps()
+        for specs, props in SNP_REQUESTS:
+            e = self.assertRaises(exception.SevSNPNotUsable, self._design,
+                                  nova, specs, props, caps)
+            self.assertIn('libvirt or QEMU is too old', str(e))
+        # libvirt itself refuses the SNP domain nova-sev would write on a
+        # capable host: its schema has no sev-snp launch security.
+        capable = dataclasses.replace(caps, sev_snp_usable=True,
+                                      sev_snp_reasons=())
+        xml, _plan = self._design(nova, caps=capable)
+        for result in self.qemu.call([{'op': 'define', 'xml': xml},
+                                      {'op': 'argv', 'xml': xml}]):
+            self.assertFalse(result['ok'], result)
+            self.assertIn('launchSecurity', result['error'])
+
+    def assertValid(self, xml: str) -> None:
+        SevGuestRealLibvirtTestCase.assertValid(self, xml)
+
+    def test_guest_xml_command(self):
+        params = os.path.join(self.tmp, 'parameters')
+        sev_host.write_kvm_amd_params(params, sev='1', sev_es='0',
+                                      sev_snp='Y')
+        domain = os.path.join(self.tmp, 'nova.xml')
+        with open(domain, 'w', encoding='utf-8') as f:
+            f.write(_data('nova-guest-q35.xml'))
+        # The domain capabilities this libvirt gives, with the ES/SNP ASID
+        # slots a real SNP host reports (see setUp), as an operator saves
+        # them with "virsh domcapabilities".
+        self.domcaps.sev.max_es_guests = 494
+        domcaps = os.path.join(self.tmp, 'domcaps.xml')
+        with open(domcaps, 'w', encoding='utf-8') as f:
+            f.write(self.domcaps.to_xml())
+        proc = embedded.run_cli(
+            'guest-xml', '--domain', domain, '--domcaps', domcaps,
+            '--kvm-amd-params', params, '--extra-spec',
+            'trait:HW_CPU_X86_AMD_SEV_SNP=required')
+        if not self.libvirt_has_snp:
+            self.assertEqual(1, proc.returncode, proc.stderr)
+            self.assertEqual('', proc.stdout)
+            self.assertIn('SEV-SNP was requested', proc.stderr)
+            self.assertIn('too old', proc.stderr)
+            return
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        self.assertIn('SEV-SNP guest: policy 0x00030000', proc.stderr)
+        self.assertValid(proc.stdout)
+        argv = self.qemu.call_one('argv', xml=proc.stdout)
+        self.assertTrue(argv['ok'], argv)
+        self._snp_argv(argv['result'], gp.snp_host_data(
+            etree.fromstring(proc.stdout).findtext('uuid')))

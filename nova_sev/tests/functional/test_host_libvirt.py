@@ -95,3 +95,54 @@ class HostCheckRealLibvirtTestCase(testtools.TestCase):
         self.assertIn('cbitpos: 47', proc.stdout)
         self.assertIn('firmware: not checked', proc.stdout)
         self.assertTrue(os.path.exists(path))
+
+
+class SnpHostCheckRealLibvirtTestCase(testtools.TestCase):
+    """host-check on a root with SEV-SNP injected where the installed
+    libvirt knows SNP (>= 10.5, read at run time), with a descriptor for
+    the stateless OVMF placed in the host's /etc/qemu/firmware for the
+    test (removed afterwards; the CI runs as root): every SNP check but
+    the ES/SNP ASID slots must pass (libvirt reads those from the CPU).
+    Before 10.5 it must say that libvirt is too old.
+    """
+
+    def test_snp_host(self):
+        params = self.useFixture(fixtures.TempDir()).join('parameters')
+        sev_host.write_kvm_amd_params(params, sev='Y', sev_es='Y',
+                                      sev_snp='Y')
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True,
+                                                            snp=True))
+        version = qemu.call_one('version')
+        self.assertTrue(version['ok'], version)
+        has_snp = version['result'] >= 10005000
+        self.assertEqual(has_snp, qemu.snp_injected)
+        if has_snp:
+            self.useFixture(embedded.SnpFirmwareDescriptorFixture())
+        proc = embedded.run_cli('host-check', '--connection', qemu.uri,
+                                '--kvm-amd-params', params, '--format',
+                                'json')
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        report = json.loads(proc.stdout)
+        self.assertTrue(report['sev']['usable'], report)
+        self.assertFalse(report['sev_es']['usable'])
+        self.assertIn('CVE-2025-48514', report['sev_es']['reasons'][-1])
+        snp = report['sev_snp']
+        if has_snp:
+            # Kernel, libvirt (sev-snp sectype) and firmware pass; libvirt
+            # reads the ASID counts from the CPU, which here has no SEV, so
+            # the one reason left is the ES/SNP slots.
+            self.assertFalse(snp['usable'])
+            self.assertEqual(1, len(snp['reasons']), snp)
+            self.assertIn('maxESGuests=0', snp['reasons'][0])
+            self.assertNotIn('HW_CPU_X86_AMD_SEV_SNP', report['traits'])
+            self.assertEqual([embedded.STATELESS_OVMF],
+                             [f['executable'] for f in snp['firmware']])
+        else:
+            self.assertFalse(snp['usable'])
+            self.assertNotIn('HW_CPU_X86_AMD_SEV_SNP', report['traits'])
+            self.assertTrue(any('libvirt or QEMU is too old' in r
+                                for r in snp['reasons']), snp)
+            # No descriptor here lists amd-sev-snp: host-check says which
+            # firmware to install.
+            self.assertTrue(any('stateless OVMF' in r
+                                for r in snp['reasons']), snp)

@@ -364,3 +364,60 @@ class LibvirtConfigGuestFeatureSEV(LibvirtConfigObject):
         self.reduced_phys_bits = _int_text(
             xmldoc.find('reducedPhysBits'), what)
         self.policy = _int_text(xmldoc.find('policy'), what)
+
+
+class LibvirtConfigGuestFeatureSEVSNP(LibvirtConfigObject):
+    """``<launchSecurity type='sev-snp'>`` of a guest (libvirt >= 10.5).
+
+    ``policy`` is the 64-bit SNP guest policy, written ``0x%08x``;
+    ``host_data`` the base64 of the 32 bytes the attestation report
+    carries as HOST_DATA. ``author_key``, ``vcek`` and ``kernel_hashes``
+    are libvirt's yes/no attributes, left out when None.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(root_name='launchSecurity')
+        self.cbitpos: int | None = None
+        self.reduced_phys_bits: int | None = None
+        self.policy: int | None = None
+        self.author_key: bool | None = None
+        self.vcek: bool | None = None
+        self.kernel_hashes: bool | None = None
+        self.host_data: str | None = None
+
+    _BOOL_ATTRS = (('authorKey', 'author_key'), ('vcek', 'vcek'),
+                   ('kernelHashes', 'kernel_hashes'))
+
+    def format_dom(self) -> etree._Element:
+        node = super().format_dom()
+        node.set('type', 'sev-snp')
+        for attr, name in self._BOOL_ATTRS:
+            value = getattr(self, name)
+            if value is not None:
+                node.set(attr, 'yes' if value else 'no')
+        for tag, value in (('cbitpos', self.cbitpos),
+                           ('reducedPhysBits', self.reduced_phys_bits)):
+            if value is not None:
+                node.append(self._text_node(tag, value))
+        if self.policy is not None:
+            node.append(self._text_node('policy', '0x%08x' % self.policy))
+        if self.host_data is not None:
+            node.append(self._text_node('hostData', self.host_data))
+        return node
+
+    def parse_dom(self, xmldoc: etree._Element) -> None:
+        super().parse_dom(xmldoc)
+        what = 'guest <launchSecurity>'
+        if xmldoc.get('type') != 'sev-snp':
+            raise exception.InvalidLibvirtXML(
+                what=what, reason="type is %r, expected 'sev-snp'" %
+                xmldoc.get('type'))
+        for attr, name in self._BOOL_ATTRS:
+            value = xmldoc.get(attr)
+            setattr(self, name, None if value is None else value == 'yes')
+        self.cbitpos = _int_text(xmldoc.find('cbitpos'), what)
+        self.reduced_phys_bits = _int_text(
+            xmldoc.find('reducedPhysBits'), what)
+        self.policy = _int_text(xmldoc.find('policy'), what)
+        host_data = xmldoc.findtext('hostData')
+        self.host_data = host_data.strip() if host_data is not None else None

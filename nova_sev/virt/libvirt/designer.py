@@ -127,6 +127,14 @@ def _ide_disks(devices: etree._Element | None
         if _disk_bus(disk.find('target')) == gp.BUS_IDE)
 
 
+def snp_domain_facts(root: etree._Element) -> tuple[str | None, bool]:
+    """The domain's UUID (an SEV-SNP guest's HOST_DATA binds it) and
+    whether it boots a kernel directly (SEV-SNP kernel hashes).
+    """
+    return ((root.findtext('uuid') or '').strip() or None,
+            bool((root.findtext('os/kernel') or '').strip()))
+
+
 def domain_root_facts(root: etree._Element) -> DomainFacts:
     """``domain_facts`` of a parsed domain."""
     mem = root.find('memory')
@@ -268,6 +276,12 @@ def _set_firmware(root: etree._Element, plan: gp.GuestPlan) -> None:
     for tag in ('loader', 'nvram', 'firmware'):
         for node in os_node.findall(tag):
             os_node.remove(node)
+    if plan.loader_type == gp.LOADER_ROM:
+        # Stateless firmware (SEV-SNP): a ROM image and no NVRAM.
+        loader = etree.Element('loader', type=gp.LOADER_ROM)
+        loader.text = plan.loader_path
+        os_node.insert(list(os_node).index(os_node.find('type')) + 1, loader)
+        return
     loader = etree.Element('loader', readonly='yes', type='pflash')
     loader.text = plan.loader_path
     nvram = etree.Element('nvram')
@@ -311,6 +325,9 @@ def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
         limit = etree.Element('hard_limit', unit='KiB')
         limit.text = str(plan.hard_limit_kib)
         memtune.insert(0, limit)
+    if not plan.lock_memory:
+        _unlock_memory(root)
+        return
     backing = root.find('memoryBacking')
     if backing is None:
         backing = etree.Element('memoryBacking')
@@ -318,6 +335,15 @@ def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
          else anchor).addnext(backing)
     if backing.find('locked') is None:
         etree.SubElement(backing, 'locked')
+
+
+def _unlock_memory(root: etree._Element) -> None:
+    """No ``<locked/>``: SEV-SNP memory lives in guest_memfd."""
+    for backing in root.findall('memoryBacking'):
+        for node in backing.findall('locked'):
+            backing.remove(node)
+        if not len(backing) and not backing.attrib:
+            root.remove(backing)
 
 
 def _disk_names(n: int) -> str:
@@ -417,7 +443,14 @@ def _set_virtio_serial(devices: etree._Element) -> None:
 def _set_launch_security(root: etree._Element, plan: gp.GuestPlan) -> None:
     for node in root.findall('launchSecurity'):
         root.remove(node)
-    sev = vconfig.LibvirtConfigGuestFeatureSEV()
+    if plan.snp is not None:
+        sev = vconfig.LibvirtConfigGuestFeatureSEVSNP()
+        sev.author_key = plan.snp.author_key
+        sev.vcek = plan.snp.vcek
+        sev.kernel_hashes = plan.snp.kernel_hashes
+        sev.host_data = plan.snp.host_data
+    else:
+        sev = vconfig.LibvirtConfigGuestFeatureSEV()
     sev.cbitpos = plan.cbitpos
     sev.reduced_phys_bits = plan.reduced_phys_bits
     sev.policy = plan.policy

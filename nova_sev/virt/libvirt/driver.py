@@ -290,7 +290,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 ram_mb=instance.flavor.memory_mb,
                 conf_machine_types=CONF.libvirt.hw_machine_type,
                 virt_type=CONF.libvirt.virt_type,
-                host_devices=passthrough_vifs(network_info))
+                host_devices=passthrough_vifs(network_info),
+                instance_uuid=instance.uuid,
+                # Nova boots such a guest's kernel directly (SNP hashes).
+                direct_kernel_boot=bool(
+                    instance.obj_attr_is_set('kernel_id') and
+                    instance.kernel_id))
         except exception.SevGuestRefused as e:
             # Aborted, not rescheduled, even where the reason is this host's
             # (its SEV state changed since placement saw its traits): once
@@ -337,7 +342,9 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         memory; ComputeResourcesUnavailable makes Nova try another host.
         """
         firmware_mb = self._sev_options.firmware_overhead_mb
+        pool = admission.asid_pool(plan.mode)
         existing = []
+        in_pool = 0
         for other in objects.InstanceList.get_by_host_and_node(
                 context, instance.host, instance.node,
                 expected_attrs=['flavor', 'system_metadata']):
@@ -353,12 +360,16 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 existing.append(memory.pinned_memory_mb(
                     other.flavor.memory_mb,
                     hardware.requested_video_ram_mb(props), firmware_mb))
+                in_pool += admission.asid_pool(other_mode) == pool
+        caps = self.sev_capabilities
         try:
             admission.check_admission(
                 instance.uuid, instance.host, plan.pinned_memory_mb,
                 existing, self._host.get_memory_mb_total(),
                 CONF.reserved_host_memory_mb, firmware_mb,
-                self.sev_capabilities.max_guests)
+                caps.max_es_guests if pool == admission.ES_POOL
+                else caps.max_guests,
+                same_pool_guests=in_pool, pool=pool)
         except exception.SevHostLimitReached as e:
             LOG.warning('%s', e.message, instance=instance)
             raise as_nova_exception(e, reschedule=True)

@@ -2,7 +2,8 @@
 
 QEMU's docs/interop/firmware.json describes JSON files that name a firmware
 image, its NVRAM template, the machines it targets and its ``features``;
-``amd-sev`` and ``amd-sev-es`` mark builds that support SEV and SEV-ES.
+``amd-sev``, ``amd-sev-es`` and ``amd-sev-snp`` mark builds that support
+SEV, SEV-ES and SEV-SNP.
 Loading the files is the I/O edge (``load_descriptors``); choosing among
 them is a pure function (``select_firmware``).
 """
@@ -18,6 +19,11 @@ LOG = logging.getLogger(__name__)
 
 FEATURE_AMD_SEV = 'amd-sev'
 FEATURE_AMD_SEV_ES = 'amd-sev-es'
+FEATURE_AMD_SEV_SNP = 'amd-sev-snp'
+# firmware.json's mapping devices: "flash" is pflash with an NVRAM store,
+# "memory" a stateless image QEMU loads into guest memory (-bios).
+DEVICE_FLASH = 'flash'
+DEVICE_MEMORY = 'memory'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +64,13 @@ def parse_descriptor(path: str, data: dict) -> FirmwareDescriptor:
     if not isinstance(data, dict):
         raise ValueError('not a JSON object')
     mapping = data.get('mapping') or {}
+    device = str(mapping.get('device', ''))
+    if device == DEVICE_MEMORY:
+        # A "memory" mapping names its image directly (firmware.json's
+        # FirmwareMappingMemory).
+        executable = mapping.get('filename')
+    else:
+        executable = (mapping.get('executable') or {}).get('filename')
     targets = tuple(
         FirmwareTarget(str(t['architecture']),
                        tuple(str(m) for m in t.get('machines', ())))
@@ -65,8 +78,8 @@ def parse_descriptor(path: str, data: dict) -> FirmwareDescriptor:
     return FirmwareDescriptor(
         path=path,
         interface_types=tuple(data.get('interface-types', ())),
-        device=str(mapping.get('device', '')),
-        executable=(mapping.get('executable') or {}).get('filename'),
+        device=device,
+        executable=executable,
         nvram_template=(mapping.get('nvram-template') or {}).get('filename'),
         targets=targets,
         features=tuple(str(f) for f in data.get('features', ())))
@@ -111,13 +124,43 @@ def select_firmware(descriptors: list[FirmwareDescriptor], arch: str,
     """
     candidates = [
         d for d in descriptors
-        if 'uefi' in d.interface_types and d.device == 'flash'
+        if 'uefi' in d.interface_types and d.device == DEVICE_FLASH
         and d.executable and d.supports(arch, machine)
         and all(f in d.features for f in required)]
+    return _cheapest(candidates)
 
+
+def _cheapest(candidates: list[FirmwareDescriptor]
+              ) -> FirmwareDescriptor | None:
     def cost(d: FirmwareDescriptor) -> int:
         return sum(f in d.features
                    for f in ('requires-smm', 'enrolled-keys', 'secure-boot'))
 
     candidates.sort(key=cost)  # stable: keeps QEMU's order among equals
     return candidates[0] if candidates else None
+
+
+def is_stateless(descriptor: FirmwareDescriptor) -> bool:
+    """Whether ``descriptor`` is stateless firmware: loaded into memory,
+    or flash without an NVRAM template (nothing the host keeps between
+    boots, which the launch measurement could not cover).
+    """
+    if descriptor.device == DEVICE_MEMORY:
+        return True
+    return descriptor.device == DEVICE_FLASH and not descriptor.nvram_template
+
+
+def select_snp_firmware(descriptors: list[FirmwareDescriptor], arch: str,
+                        machine: str) -> FirmwareDescriptor | None:
+    """The first stateless UEFI firmware for ``arch``/``machine`` whose
+    features include ``amd-sev-snp``.
+
+    SEV-SNP guests boot stateless firmware (Nova requires
+    ``hw_firmware_stateless``): an NVRAM store is state the host controls
+    and the launch measurement does not cover.
+    """
+    return _cheapest([
+        d for d in descriptors
+        if 'uefi' in d.interface_types and is_stateless(d)
+        and d.executable and d.supports(arch, machine)
+        and FEATURE_AMD_SEV_SNP in d.features])

@@ -22,6 +22,7 @@ import collections.abc
 import dataclasses
 from typing import Any
 
+from nova_sev.attestation import host_data
 from nova_sev import exception
 from nova_sev.virt import hardware
 from nova_sev.virt.hardware import SevMode
@@ -48,6 +49,34 @@ POLICY_SEV_DEFAULT = POLICY_NODBG | POLICY_NOKS | POLICY_DOMAIN | POLICY_SEV
 POLICY_SEV_ES_DEFAULT = POLICY_SEV_DEFAULT | POLICY_ES
 _POLICY_MAX = 0xffffffff
 
+# SEV-SNP guest policy bits (AMD SEV-SNP Firmware ABI specification,
+# "Guest Policy"): bits 0-15 are the minimum firmware ABI version.
+SNP_POLICY_SMT = 1 << 16
+SNP_POLICY_RESERVED_ONE = 1 << 17  # must be one
+SNP_POLICY_MIGRATE_MA = 1 << 18
+SNP_POLICY_DEBUG = 1 << 19
+SNP_POLICY_SINGLE_SOCKET = 1 << 20
+SNP_POLICY_CXL_ALLOW = 1 << 21
+# Bits the ABI defines (up to PAGE_SWAP_DISABLE, bit 25); above is MBZ.
+_SNP_POLICY_DEFINED = (1 << 26) - 1
+# Nova's and libvirt's default: SMT allowed, reserved bit set, no debug,
+# no migration agent.
+SNP_POLICY_DEFAULT = SNP_POLICY_SMT | SNP_POLICY_RESERVED_ONE
+# Bits that let the host or another party into the guest: the SNP
+# counterpart of dropping SEV's NODBG/NOKS.
+_SNP_POLICY_WEAKENING = (
+    (SNP_POLICY_DEBUG, 'DEBUG (0x80000), which lets the host debug the '
+     'guest'),
+    (SNP_POLICY_MIGRATE_MA, 'MIGRATE_MA (0x40000), which lets a migration '
+     'agent read the guest'),
+    (SNP_POLICY_CXL_ALLOW, 'CXL_ALLOW (0x200000), which lets guest memory '
+     'sit on CXL devices'))
+
+# HOST_DATA of an SNP guest: 32 bytes of the hypervisor's choosing that
+# the signed attestation report carries. nova-sev binds the instance.
+LOADER_PFLASH = 'pflash'
+LOADER_ROM = 'rom'
+
 DISK_BUS_SCSI = 'scsi'
 CDROM_BUS_SATA = 'sata'
 BUS_IDE = 'ide'
@@ -58,6 +87,8 @@ VIRT_TYPE_KVM = 'kvm'
 _FIRMWARE_FEATURES = {
     SevMode.SEV: (fw.FEATURE_AMD_SEV,),
     SevMode.SEV_ES: (fw.FEATURE_AMD_SEV, fw.FEATURE_AMD_SEV_ES),
+    # On stateless firmware only (fw.select_snp_firmware).
+    SevMode.SEV_SNP: (fw.FEATURE_AMD_SEV_SNP,),
 }
 
 
@@ -71,6 +102,7 @@ class SevGuestOptions:
     policy: str | None = None
     allow_insecure_policy: bool = False
     firmware_descriptor_dirs: tuple[str, ...] = ()
+    snp_policy: str | None = None
 
 
 def options_from_conf(conf: Any) -> SevGuestOptions:
@@ -82,7 +114,8 @@ def options_from_conf(conf: Any) -> SevGuestOptions:
         allow_virtio_blk_boot_disk=sev.allow_virtio_blk_boot_disk,
         policy=sev.policy,
         allow_insecure_policy=sev.allow_insecure_policy,
-        firmware_descriptor_dirs=tuple(sev.firmware_descriptor_dirs or ()))
+        firmware_descriptor_dirs=tuple(sev.firmware_descriptor_dirs or ()),
+        snp_policy=sev.snp_policy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +160,9 @@ class GuestFacts:
     host_devices: tuple[str, ...] = ()
     ide_disks: tuple[tuple[str, str], ...] = ()
     requested_by: str = ''
+    instance_uuid: str | None = None
+    direct_kernel_boot: bool = False
+    stateless_firmware_request: hardware.Request | None = None
 
 
 DOMAIN_MACHINE = "the domain's <os><type machine>"
@@ -145,14 +181,17 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
                 conf_machine_types: list[str] | None = None,
                 host_devices: tuple[str, ...] = (),
                 virt_type: str | None = None,
-                domain: DomainFacts | None = None) -> GuestFacts:
+                domain: DomainFacts | None = None,
+                instance_uuid: str | None = None,
+                direct_kernel_boot: bool = False) -> GuestFacts:
     """Gather the guest facts from a flavor's extra specs and an image's
     properties (with ``[libvirt]hw_machine_type`` as
     ``conf_machine_types`` and ``[libvirt]virt_type`` as ``virt_type``).
 
     With a base ``domain`` (``guest-xml``), its RAM, video memory, huge
     pages, machine type, domain type, architecture, host devices and IDE
-    disks count as well: the guest is that domain.
+    disks count as well: the guest is that domain. ``instance_uuid`` and
+    ``direct_kernel_boot`` (or an image ``kernel_id``) matter to SEV-SNP.
     """
     video_mb = max(video_mb, hardware.requested_video_ram_mb(image_props))
     huge_pages = hardware.uses_huge_pages(extra_specs, image_props)
@@ -184,7 +223,25 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
         vgpu_request=hardware.requested_vgpus(extra_specs),
         host_devices=tuple(host_devices),
         ide_disks=ide_disks or (),
-        requested_by=hardware.sev_requested_by(extra_specs, image_props))
+        requested_by=hardware.sev_requested_by(extra_specs, image_props),
+        instance_uuid=instance_uuid,
+        direct_kernel_boot=(direct_kernel_boot or
+                            hardware.boots_kernel_directly(image_props)),
+        stateless_firmware_request=hardware.requested_stateless_firmware(
+            image_props))
+
+
+@dataclasses.dataclass(frozen=True)
+class SnpLaunch:
+    """What an SEV-SNP guest's ``<launchSecurity>`` adds to SEV's: the
+    HOST_DATA (base64), kernel hashes, and the report's signing key (the
+    VCEK, not an author key).
+    """
+
+    host_data: str | None
+    kernel_hashes: bool
+    author_key: bool = False
+    vcek: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +269,10 @@ class GuestPlan:
     hard_limit_kib: int | None
     disk_bus: str | None
     cdrom_bus: str | None
+    # SEV-SNP (snp_plan): a stateless ROM, no <locked/>, the SNP launch.
+    loader_type: str = LOADER_PFLASH
+    lock_memory: bool = True
+    snp: SnpLaunch | None = None
 
 
 def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
@@ -246,6 +307,52 @@ def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
     return policy & ~POLICY_ES
 
 
+def snp_guest_policy(options: SevGuestOptions) -> int:
+    """The SEV-SNP policy: 0x00030000, or ``[sev]snp_policy``.
+
+    The reserved bit 17 must be set and undefined bits clear; DEBUG,
+    MIGRATE_MA and CXL_ALLOW need ``[sev]allow_insecure_policy``.
+    """
+    if options.snp_policy is None or not str(options.snp_policy).strip():
+        return SNP_POLICY_DEFAULT
+    text = str(options.snp_policy).strip()
+    try:
+        policy = int(text, 0)
+    except ValueError:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy is not a number; write it '
+            'as 0x00030000')
+    if not 0 <= policy <= _SNP_POLICY_DEFINED:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy sets bits the SEV-SNP ABI '
+            'reserves (above 0x%x)' % _SNP_POLICY_DEFINED)
+    if not policy & SNP_POLICY_RESERVED_ONE:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy must set bit 17 (0x20000), '
+            'which the SEV-SNP ABI reserves as one')
+    weakening = [name for bit, name in _SNP_POLICY_WEAKENING
+                 if policy & bit]
+    if weakening and not options.allow_insecure_policy:
+        raise exception.InvalidSevPolicy(
+            policy=text, reason='[sev]snp_policy sets %s; clear it or set '
+            '[sev]allow_insecure_policy=True' % ' and '.join(weakening))
+    return policy
+
+
+def snp_host_data(instance_uuid: str) -> str:
+    """The HOST_DATA that binds an SEV-SNP guest to its instance, as
+    libvirt's ``<hostData>`` (``attestation.host_data``, the rule
+    ``verify-report --instance-uuid`` checks against); InvalidLibvirtXML
+    when ``instance_uuid`` is not a UUID.
+    """
+    try:
+        return host_data.host_data_b64(instance_uuid)
+    except ValueError:
+        raise exception.InvalidLibvirtXML(
+            what='domain', reason='<uuid> %s is not a UUID' %
+            exception.excerpt(instance_uuid))
+
+
 def _check_host(mode: SevMode, caps: host.SevHostCapabilities,
                 requested_by: str) -> None:
     by = requested_by or 'the flavor or image'
@@ -260,6 +367,23 @@ def _check_host(mode: SevMode, caps: host.SevHostCapabilities,
         raise exception.SevESNotUsable(
             requested_by=by,
             reasons='; '.join(caps.sev_es_reasons) or 'unknown')
+    if mode is SevMode.SEV_SNP and not caps.sev_snp_usable:
+        raise exception.SevSNPNotUsable(
+            requested_by=by,
+            reasons='; '.join(caps.sev_snp_reasons) or 'unknown')
+
+
+def _check_stateless(facts: GuestFacts) -> None:
+    """SEV-SNP guests boot stateless firmware: an image that insists on
+    NVRAM (``hw_firmware_stateless=false``) is refused. Left open, it is
+    set to true for the guest, as Nova requires it for SNP.
+    """
+    request = facts.stateless_firmware_request
+    if request is not None and request.value == 'false':
+        raise exception.SevGuestRefused(
+            reason='SEV-SNP guests boot stateless firmware (no NVRAM, whose '
+            'contents the launch measurement cannot cover) but %s is false: '
+            'set it to true or remove it' % request.source)
 
 
 def _check_virt(facts: GuestFacts) -> None:
@@ -370,7 +494,13 @@ def _firmware(mode: SevMode, machine_type: str,
     required = _FIRMWARE_FEATURES[mode]
     machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
                else machine_type)
-    selected = fw.select_firmware(list(descriptors), ARCH, machine, required)
+    if mode is SevMode.SEV_SNP:
+        selected = fw.select_snp_firmware(list(descriptors), ARCH, machine)
+        required = ('%s (on stateless, memory-mapped firmware)' %
+                    fw.FEATURE_AMD_SEV_SNP,)
+    else:
+        selected = fw.select_firmware(list(descriptors), ARCH, machine,
+                                      required)
     if selected is None:
         raise exception.SevFirmwareNotFound(
             arch=ARCH, machine=machine_type,
@@ -393,11 +523,18 @@ def make_guest_plan(
     SEV capable, SEV-ES not usable, bad ``[sev]policy``, machine type not
     q35, not KVM x86_64, PCI/mediated devices, IDE or refused virtio-blk
     bus, no firmware with the needed feature.
+
+    An SEV-SNP guest gets ``snp_plan``'s differences: its own policy,
+    stateless firmware, HOST_DATA and unlocked memory.
     """
     if mode is SevMode.NONE:
         return None
     _check_host(mode, caps, facts.requested_by)
-    policy = guest_policy(mode, options)
+    if mode is SevMode.SEV_SNP:
+        _check_stateless(facts)
+        policy = snp_guest_policy(options)
+    else:
+        policy = guest_policy(mode, options)
     _check_virt(facts)
     machine_type = _machine_type(facts)
     _check_devices(facts)
@@ -405,7 +542,8 @@ def make_guest_plan(
     cdrom_bus = _cdrom_bus(facts)
     _check_ide_disks(facts, disk_bus, cdrom_bus)
     if firmware is None:
-        firmware = caps.firmware or ()
+        firmware = ((caps.snp_firmware if mode is SevMode.SEV_SNP
+                     else caps.firmware) or ())
     descriptor = _firmware(mode, machine_type, firmware, options)
     pinned_mb = memory.pinned_memory_mb(
         facts.ram_mb, facts.video_mb, options.firmware_overhead_mb)
@@ -414,7 +552,7 @@ def make_guest_plan(
         hard_limit = memory.hard_limit_kib(
             facts.ram_mb, facts.video_mb, options.firmware_overhead_mb,
             options.qemu_overhead_mb)
-    return GuestPlan(
+    plan = GuestPlan(
         mode=mode,
         policy=policy,
         cbitpos=caps.cbitpos,
@@ -427,6 +565,31 @@ def make_guest_plan(
         hard_limit_kib=hard_limit,
         disk_bus=disk_bus,
         cdrom_bus=cdrom_bus)
+    return snp_plan(plan, facts) if mode is SevMode.SEV_SNP else plan
+
+
+def snp_plan(plan: GuestPlan, facts: GuestFacts) -> GuestPlan:
+    """What an SEV-SNP guest changes in an SEV plan.
+
+    - Firmware: the stateless image as a ROM, no NVRAM.
+    - Memory: neither ``<locked/>`` nor a hard limit. QEMU >= 9.1 keeps an
+      SNP guest's private memory in guest_memfd, which needs no mlock:
+      libvirt starts SNP guests with ``-overcommit mem-lock=off`` and
+      raises no memlock limit for them (QEMU's
+      docs/system/i386/amd-memory-encryption.rst; libvirt's
+      formatdomain "Launch Security"; measured on libvirt 11.3 / QEMU 10.0).
+      guest_memfd memory cannot be swapped either, so the pinned size is
+      still counted, as for SEV, by admission and plan-memory.
+    - ``<launchSecurity type='sev-snp'>``: HOST_DATA bound to the
+      instance, kernel hashes when the guest boots a kernel directly.
+    """
+    return dataclasses.replace(
+        plan, loader_type=LOADER_ROM, nvram_template_path=None,
+        hard_limit_kib=None, lock_memory=False,
+        snp=SnpLaunch(
+            host_data=(snp_host_data(facts.instance_uuid)
+                       if facts.instance_uuid else None),
+            kernel_hashes=facts.direct_kernel_boot))
 
 
 def plan_guest(
@@ -436,7 +599,9 @@ def plan_guest(
         ram_mb: int = 0, conf_machine_types: list[str] | None = None,
         virt_type: str | None = None, host_devices: tuple[str, ...] = (),
         domain: DomainFacts | None = None,
-        firmware: collections.abc.Sequence[fw.FirmwareDescriptor] | None = None
+        firmware: (collections.abc.Sequence[fw.FirmwareDescriptor] |
+                   None) = None,
+        instance_uuid: str | None = None, direct_kernel_boot: bool = False
 ) -> GuestPlan | None:
     """The one way from a request and host facts to a ``GuestPlan``: the
     SEV mode of ``extra_specs`` and ``image_props``, the guest facts
@@ -449,7 +614,8 @@ def plan_guest(
     facts = guest_facts(extra_specs, image_props, ram_mb,
                         conf_machine_types=conf_machine_types,
                         host_devices=host_devices, virt_type=virt_type,
-                        domain=domain)
+                        domain=domain, instance_uuid=instance_uuid,
+                        direct_kernel_boot=direct_kernel_boot)
     return make_guest_plan(mode, caps, facts, options, firmware)
 
 
@@ -468,4 +634,7 @@ def image_choices(plan: GuestPlan,
             wanted[hardware.IMAGE_SCSI_MODEL] = 'virtio-scsi'
     if plan.cdrom_bus:
         wanted[hardware.IMAGE_CDROM_BUS] = plan.cdrom_bus
+    if plan.snp is not None:
+        # Nova requires stateless firmware for SNP; the plan refused false.
+        wanted[hardware.IMAGE_FIRMWARE_STATELESS] = 'true'
     return {k: v for k, v in wanted.items() if image_props.get(k) is None}

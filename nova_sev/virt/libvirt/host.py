@@ -7,6 +7,11 @@ Processor support SEV), and the ``kvm_amd`` module parameter ``sev`` must be
 on (the kernel enabled it). Where firmware descriptors are available, an
 OVMF build with the ``amd-sev`` feature must exist as well.
 
+SEV-SNP is decided by the same function from the same facts: SEV usable,
+the ``kvm_amd`` parameter ``sev_snp`` on, ``sev-snp`` among the
+``<launchSecurity>`` sectypes (libvirt >= 10.5 with QEMU >= 9.1), stateless
+firmware whose descriptor lists ``amd-sev-snp``, and ES/SNP ASID slots.
+
 ``detect_sev`` decides from facts already read (pure); ``SevHost`` reads
 the facts once per process from libvirt and sysfs and caches the answer.
 """
@@ -41,6 +46,23 @@ REMEDY_MODULE = ('is the kvm_amd module loaded, and does '
 # CPU vendors, as libvirt names them, whose processors can have SEV: AMD
 # EPYC, and Hygon's licensed Zen design (Linux's kvm_amd drives both).
 SEV_CPU_VENDORS = ('AMD', 'Hygon')
+REMEDY_SNP_KERNEL = ('SEV-SNP needs a host kernel >= 6.11 with SNP enabled '
+                     'in the BIOS (SNP memory coverage, SEV-ES ASIDs) and '
+                     '"kvm_amd.sev_snp=1"')
+REMEDY_SNP_STACK = 'SEV-SNP needs libvirt >= 10.5 and QEMU >= 9.1'
+REMEDY_SNP_FIRMWARE = (
+    'install a stateless OVMF build with SEV-SNP support (an AmdSev or '
+    'OVMF.fd build) and a QEMU firmware descriptor for it in '
+    '/etc/qemu/firmware whose "features" list "amd-sev-snp" and whose '
+    'mapping device is "memory"')
+# AMD's firmware fix for CVE-2025-48514 disables SEV-ES once SNP is
+# initialised, and Nova ignores SEV-ES on SNP hosts for that reason
+# (Nova LP#2157891).
+SEV_ES_OFF_WITH_SNP = (
+    'kvm_amd parameter \'sev_snp\' is on: with SEV-SNP enabled, AMD\'s '
+    'firmware fix for CVE-2025-48514 disables SEV-ES (Nova LP#2157891); '
+    'ask for SEV-SNP (hw:mem_encryption_model=amd-sev-snp) instead')
+KVM_AMD_PARAMETERS = ('sev', 'sev_es', 'sev_snp')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,9 +131,11 @@ def read_param_file(path: str) -> tuple[str | None, str | None]:
 
 def read_kvm_amd_params(directory: str = KVM_AMD_PARAMETERS_DIR
                         ) -> dict[str, KvmAmdParam]:
-    """Read the ``sev`` and ``sev_es`` parameters from ``directory``."""
+    """Read the ``sev``, ``sev_es`` and ``sev_snp`` parameters from
+    ``directory``.
+    """
     params = {}
-    for name in ('sev', 'sev_es'):
+    for name in KVM_AMD_PARAMETERS:
         raw, error = read_param_file(os.path.join(directory, name))
         params[name] = parse_kvm_amd_param(name, raw, error)
     return params
@@ -122,9 +146,11 @@ class SevHostCapabilities:
     """What this host can do for SEV guests, and every reason it cannot.
 
     ``max_guests`` / ``max_es_guests`` are the ASID slots libvirt reports
-    (libvirt >= 8.0); None when unknown. ``firmware`` holds the descriptors
-    with ``amd-sev``, or None when firmware was not examined (a domain
-    capabilities file from another host).
+    (libvirt >= 8.0); None when unknown. SEV-ES and SEV-SNP guests share
+    the ``max_es_guests`` slots. ``firmware`` holds the descriptors with
+    ``amd-sev``, ``snp_firmware`` the stateless ones with ``amd-sev-snp``;
+    None when firmware was not examined (a domain capabilities file from
+    another host).
     """
 
     sev_usable: bool
@@ -137,6 +163,9 @@ class SevHostCapabilities:
     sev_es_reasons: tuple[str, ...] = ()
     firmware: tuple[fw.FirmwareDescriptor, ...] | None = None
     cpu_vendor: str | None = None
+    sev_snp_usable: bool = False
+    sev_snp_reasons: tuple[str, ...] = ()
+    snp_firmware: tuple[fw.FirmwareDescriptor, ...] | None = None
 
 
 def _sev_offered(caps: vconfig.LibvirtConfigDomainCaps) -> bool:
@@ -166,16 +195,54 @@ def _kernel_reason(param: KvmAmdParam, amd: bool) -> str:
     return '%s; %s' % (param.reason, REMEDY_KERNEL)
 
 
+def _snp_reasons(domcaps: vconfig.LibvirtConfigDomainCaps | None,
+                 snp_param: KvmAmdParam, sev_usable: bool,
+                 max_es: int | None,
+                 snp_fw: tuple[fw.FirmwareDescriptor, ...] | None,
+                 amd: bool = True) -> list[str]:
+    """Every reason SEV-SNP is not usable; empty when it is. ``amd``
+    False (a CPU without SEV) leaves out the BIOS and kernel remedies.
+    """
+    reasons = []
+    if not sev_usable:
+        reasons.append('SEV itself is not usable')
+    if not snp_param.enabled:
+        reasons.append('%s; %s' % (snp_param.reason, REMEDY_SNP_KERNEL)
+                       if amd else str(snp_param.reason))
+    lsec = domcaps.launch_security if domcaps is not None else None
+    if domcaps is not None and not (lsec and lsec.supported and
+                                    'sev-snp' in lsec.sectypes):
+        # libvirt 9.0 lists launch security types without sev-snp; older
+        # ones have no <launchSecurity> element at all.
+        offered = (', '.join(lsec.sectypes) or 'none') if lsec else (
+            'no <launchSecurity> element')
+        reasons.append(
+            'libvirt domain capabilities offer no sev-snp launch security '
+            '(sectypes: %s%s): libvirt or QEMU is too old; %s' % (
+                offered, '' if lsec is None or lsec.supported else
+                ", supported='no'", REMEDY_SNP_STACK))
+    if max_es == 0:
+        reasons.append('libvirt reports no ASID slots for SEV-ES and '
+                       'SEV-SNP guests (maxESGuests=0): %s' % REMEDY_BIOS)
+    if snp_fw is not None and not snp_fw:
+        reasons.append('no QEMU firmware descriptor of stateless firmware '
+                       'lists the amd-sev-snp feature: %s' %
+                       REMEDY_SNP_FIRMWARE)
+    return reasons
+
+
 def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
                kvm_params: dict[str, KvmAmdParam],
                firmware: list[fw.FirmwareDescriptor] | None = None,
                domcaps_error: str | None = None) -> SevHostCapabilities:
-    """Decide whether SEV and SEV-ES are usable on a host from its facts.
+    """Decide whether SEV, SEV-ES and SEV-SNP are usable on a host from its
+    facts.
 
     ``domcaps`` are the KVM x86_64 q35 domain capabilities (None, with
     ``domcaps_error``, when libvirt could not give them); ``kvm_params``
     the ``kvm_amd`` parameters; ``firmware`` the QEMU firmware descriptors,
-    or None to leave firmware unchecked.
+    or None to leave firmware unchecked. With ``sev_snp`` on, SEV-ES is
+    reported off, as AMD's firmware fix leaves it.
     """
     reasons = []
     es_reasons = []
@@ -218,8 +285,11 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
                                                              'not read')
     if not sev_param.enabled:
         reasons.append(_kernel_reason(sev_param, amd))
-    sev_fw = es_fw = None
+    sev_fw = es_fw = snp_fw = None
     if firmware is not None:
+        snp_fw = tuple(d for d in firmware
+                       if fw.FEATURE_AMD_SEV_SNP in d.features
+                       and fw.is_stateless(d))
         sev_fw = tuple(d for d in firmware
                        if fw.FEATURE_AMD_SEV in d.features)
         es_fw = tuple(d for d in sev_fw
@@ -245,6 +315,12 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         es_reasons.append('no QEMU firmware descriptor lists the amd-sev-es '
                           'feature: install an OVMF build with SEV-ES '
                           'support')
+    snp_param = kvm_params.get('sev_snp') or parse_kvm_amd_param(
+        'sev_snp', None, 'not read')
+    if snp_param.enabled:
+        es_reasons.append(SEV_ES_OFF_WITH_SNP)
+    snp_reasons = _snp_reasons(domcaps, snp_param, sev_usable, max_es,
+                               snp_fw, amd)
     return SevHostCapabilities(
         sev_usable=sev_usable,
         sev_es_usable=not es_reasons,
@@ -255,7 +331,10 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         sev_reasons=tuple(reasons),
         sev_es_reasons=tuple(es_reasons),
         firmware=sev_fw,
-        cpu_vendor=domcaps.cpu_vendor if domcaps else None)
+        cpu_vendor=domcaps.cpu_vendor if domcaps else None,
+        sev_snp_usable=not snp_reasons,
+        sev_snp_reasons=tuple(snp_reasons),
+        snp_firmware=snp_fw)
 
 
 def parse_domain_capabilities(xmlstr: str | bytes,
@@ -325,6 +404,9 @@ def log_capabilities(caps: SevHostCapabilities) -> None:
                  caps.max_guests or 'unknown',
                  'usable' if caps.sev_es_usable else
                  'not usable: ' + '; '.join(caps.sev_es_reasons))
+        LOG.info('AMD SEV-SNP is %s on this host',
+                 'usable' if caps.sev_snp_usable else
+                 'not usable: ' + '; '.join(caps.sev_snp_reasons))
     else:
         LOG.info('AMD SEV is not usable on this host: %s',
                  '; '.join(caps.sev_reasons))

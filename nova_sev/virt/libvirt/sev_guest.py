@@ -38,10 +38,12 @@ def design_sev_domain(
     SevGuestRefused subclasses, InvalidLibvirtXML.
     """
     root = designer.parse_domain(domain_xml)
+    uuid, direct_kernel = designer.snp_domain_facts(root)
     plan = gp.plan_guest(
         extra_specs, image_props, caps, options,
         conf_machine_types=conf_machine_types,
-        domain=designer.domain_root_facts(root), firmware=firmware)
+        domain=designer.domain_root_facts(root), firmware=firmware,
+        instance_uuid=uuid, direct_kernel_boot=direct_kernel)
     if plan is None:
         return domain_xml, None
     # The facts were only read from the tree: write the plan into it.

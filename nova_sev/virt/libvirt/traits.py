@@ -14,7 +14,8 @@ from nova_sev.virt.libvirt import host
 SEV_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV,
                         os_traits.HW_CPU_AMD_SEV})
 SEV_ES_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV_ES})
-ALL_SEV_TRAITS = SEV_TRAITS | SEV_ES_TRAITS
+SEV_SNP_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV_SNP})
+ALL_SEV_TRAITS = SEV_TRAITS | SEV_ES_TRAITS | SEV_SNP_TRAITS
 
 
 def sev_traits(caps: host.SevHostCapabilities) -> frozenset[str]:
@@ -24,6 +25,8 @@ def sev_traits(caps: host.SevHostCapabilities) -> frozenset[str]:
         traits |= SEV_TRAITS
         if caps.sev_es_usable:
             traits |= SEV_ES_TRAITS
+        if caps.sev_snp_usable:
+            traits |= SEV_SNP_TRAITS
     return frozenset(traits)
 
 

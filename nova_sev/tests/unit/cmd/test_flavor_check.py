@@ -128,11 +128,41 @@ class CheckFlavorTestCase(testtools.TestCase):
         self.assertTrue(check.works)
         self.assertEqual((), check.findings)
 
-    def test_snp_refused(self):
+    def test_snp_works(self):
+        # nova-sev builds SEV-SNP guests now: the trait is a request.
         check = fc.check_flavor(
             dict(SEV, **{'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}), {})
+        self.assertEqual([], _errors(check))
+        self.assertEqual(SevMode.SEV_SNP, check.mode)
+        self.assertTrue(check.works)
+        self.assertEqual(0x30000, check.plan.policy)
+        self.assertIsNone(check.plan.hard_limit_kib)
+
+    def test_snp_by_model_and_misspelt(self):
+        check = fc.check_flavor({'hw:mem_encryption': 'true',
+                                 'hw:mem_encryption_model': 'amd-sev-snp'},
+                                {})
+        self.assertTrue(check.works)
+        self.assertEqual(SevMode.SEV_SNP, check.mode)
+        check = fc.check_flavor({'trait:HW_CPU_X86_AMD_SEVSNP': 'required'},
+                                {})
         [error] = _errors(check)
-        self.assertIn('SEV-SNP', error)
+        self.assertIn('use trait:HW_CPU_X86_AMD_SEV_SNP', error)
+
+    def test_snp_refusals(self):
+        check = fc.check_flavor(
+            {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'},
+            {'hw_firmware_stateless': 'false'})
+        self.assertFalse(check.works)
+        [error] = _errors(check)
+        self.assertIn('hw_firmware_stateless is false', error)
+        check = fc.check_flavor(
+            {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'},
+            {'hw_mem_encryption_model': 'amd-sev-es',
+             'hw_mem_encryption': 'true'})
+        [error] = _errors(check)
+        self.assertIn('hw_mem_encryption_model=amd-sev-es', error)
+        self.assertIn('trait:HW_CPU_X86_AMD_SEV_SNP=required', error)
 
     def test_trait_prefix_case(self):
         check = fc.check_flavor({'Trait:HW_CPU_X86_AMD_SEV': 'required'}, {})

@@ -194,3 +194,63 @@ class GuestXmlCommandTestCase(base.CommandTestCase):
                        '--kvm-amd-params', os.path.join(self.tmp, 'nope')])
         self.assertEqual(2, rc)
         self.assertOneLine(self.stderr.getvalue(), '--kvm-amd-params')
+
+
+def snp_descriptor_json():
+    return json.dumps({
+        'interface-types': ['uefi'],
+        'mapping': {'device': 'memory',
+                    'filename': '/usr/share/ovmf/OVMF.fd'},
+        'targets': [{'architecture': 'x86_64', 'machines': ['pc-q35-*']}],
+        'features': ['amd-sev-snp']})
+
+
+class GuestXmlSnpTestCase(base.CommandTestCase):
+    """``guest-xml`` for SEV-SNP guests, on files."""
+
+    command = 'guest-xml'
+    # The same files and runner as the SEV tests, without their tests.
+    _write = GuestXmlCommandTestCase._write
+    _conf = GuestXmlCommandTestCase._conf
+    _run = GuestXmlCommandTestCase._run
+    assertOneLine = GuestXmlCommandTestCase.assertOneLine
+
+    def setUp(self):
+        super().setUp()
+        self.params = os.path.join(self.tmp, 'parameters')
+        self.fw_dir = os.path.join(self.tmp, 'firmware')
+        self._write('firmware/60-edk2-x86_64.json',
+                    descriptor_json(['acpi-s3', 'amd-sev']))
+        self.domcaps = self._write('domcaps.xml', sev_host.domcaps_xml())
+        with open(os.path.join(DATA, 'nova-guest-q35.xml')) as f:
+            self.domain = self._write('domain.xml', f.read())
+        self.conf = self._conf()
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0',
+                                      sev_snp='Y')
+        self._write('firmware/30-ovmf-sev-snp.json', snp_descriptor_json())
+        self.snp_domcaps = self._write('snp-domcaps.xml', sev_host.domcaps_xml(
+            sectypes=sev_host.SNP_SECTYPES))
+
+    def test_snp_domain_printed(self):
+        rc = self._run('--extra-spec', 'trait:HW_CPU_X86_AMD_SEV_SNP=required',
+                       domcaps=self.snp_domcaps)
+        self.assertEqual(0, rc, self.stderr.getvalue())
+        self.assertOneLine(self.stderr.getvalue(),
+                           'SEV-SNP guest: policy 0x00030000',
+                           '30-ovmf-sev-snp.json (stateless)',
+                           'memory not locked (guest_memfd)')
+        root = etree.fromstring(self.stdout.getvalue())
+        lsec = root.find('launchSecurity')
+        self.assertEqual('sev-snp', lsec.get('type'))
+        self.assertEqual('/usr/share/ovmf/OVMF.fd', root.findtext('os/loader'))
+        self.assertIsNone(root.find('memoryBacking/locked'))
+
+    def test_snp_refused_by_old_libvirt(self):
+        rc = self._run('--image-property', 'hw_mem_encryption=true',
+                       '--image-property',
+                       'hw_mem_encryption_model=amd-sev-snp')
+        self.assertEqual(1, rc)
+        self.assertEqual('', self.stdout.getvalue())
+        self.assertOneLine(self.stderr.getvalue(), 'SEV-SNP was requested',
+                           'hw_mem_encryption_model=amd-sev-snp',
+                           'libvirt or QEMU is too old')

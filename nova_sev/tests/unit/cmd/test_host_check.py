@@ -95,3 +95,29 @@ class HostCheckCommandTestCase(base.CommandTestCase):
                        '--config-file', os.path.join(self.tmp, 'none.conf'))
         self.assertEqual(2, rc)
         self.assertIn('configuration', self.stderr.getvalue())
+
+    def test_snp_json_and_text(self):
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='1',
+                                      sev_snp='Y')
+        snp = self._domcaps(sev_host.domcaps_xml(
+            sectypes=sev_host.SNP_SECTYPES))
+        rc = self._run('--domcaps', snp, '--kvm-amd-params', self.params,
+                       '--format', 'json')
+        self.assertEqual(0, rc)
+        report = json.loads(self.stdout.getvalue())
+        self.assertEqual({'usable': True, 'reasons': [], 'max_guests': 494,
+                          'firmware': None}, report['sev_snp'])
+        self.assertIn('HW_CPU_X86_AMD_SEV_SNP', report['traits'])
+        self.assertFalse(report['sev_es']['usable'])
+        self.assertIn('CVE-2025-48514', report['sev_es']['reasons'][0])
+
+    def test_snp_libvirt_too_old_text(self):
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0',
+                                      sev_snp='Y')
+        old = self._domcaps(sev_host.domcaps_xml(sectypes=('sev',)))
+        rc = self._run('--domcaps', old, '--kvm-amd-params', self.params)
+        self.assertEqual(0, rc)
+        out = self.stdout.getvalue()
+        self.assertIn('SEV-SNP: NOT usable', out)
+        self.assertIn('libvirt or QEMU is too old', out)
+        self.assertIn('ASID slots: SEV 15, SEV-ES and SEV-SNP 494', out)

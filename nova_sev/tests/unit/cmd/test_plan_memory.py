@@ -91,3 +91,26 @@ class PlanMemoryCommandTestCase(base.CommandTestCase):
                               '--flavor-ram-mb', '512')
         self.assertEqual(2, e.code)
         self.assertIn('--host-ram-mb', self.stderr.getvalue())
+
+    def test_snp_guests_have_no_hard_limit_but_count(self):
+        rc = self._run('--host-ram-mb', '262144', '--flavor-ram-mb', '4096',
+                       '--host-os-reserved-mb', '4096', '--mode', 'sev-snp',
+                       '--format', 'json')
+        self.assertEqual(0, rc)
+        out = json.loads(self.stdout.getvalue())
+        self.assertEqual('sev-snp', out['mode'])
+        self.assertEqual(4112, out['per_guest']['pinned_mb'])
+        self.assertIsNone(out['per_guest']['hard_limit_kib'])
+        # Counted as SEV guests are: same guests, same reservation.
+        self.assertEqual(62, out['max_guests'])
+        self.assertEqual(5088, out['reserved_host_memory_mb'])
+
+    def test_snp_text_and_es_pool(self):
+        rc = self._run('--host-ram-mb', '65536', '--flavor-ram-mb', '2048',
+                       '--mode', 'sev-snp', '--max-asids', '2', '--guests',
+                       '3')
+        self.assertEqual(1, rc)
+        self.assertIn('hard limit: none (SEV-SNP memory is not locked',
+                      self.stdout.getvalue())
+        self.assertIn('3 SEV-ES/SEV-SNP guests need 3 ES/SNP ASID slots',
+                      self.stderr.getvalue())

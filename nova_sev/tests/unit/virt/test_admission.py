@@ -63,3 +63,25 @@ class CheckAdmissionTestCase(testtools.TestCase):
         e = self.assertRaises(exception.SevHostLimitReached, self.check,
                               existing=[2064] * 15)
         self.assertLess(e.message.index('ASID'), 60)
+
+
+class AsidPoolTestCase(testtools.TestCase):
+
+    def test_pools(self):
+        from nova_sev.virt.hardware import SevMode
+        self.assertEqual('maxGuests', admission.asid_pool(SevMode.SEV))
+        self.assertEqual('maxESGuests', admission.asid_pool(SevMode.SEV_ES))
+        self.assertEqual('maxESGuests', admission.asid_pool(SevMode.SEV_SNP))
+
+    def test_es_and_snp_share_the_es_pool(self):
+        # Two SEV-ES/SNP guests and ten SEV guests on a host with 2 ES
+        # slots: a third ES/SNP guest is refused, an SEV guest is not.
+        existing = [17] * 12
+        e = self.assertRaises(
+            exception.SevHostLimitReached, admission.check_admission,
+            'inst-1', 'cmp1', 17, existing, 65536, 4096, 16, 2,
+            same_pool_guests=2, pool=admission.ES_POOL)
+        self.assertIn('all 2 ES/SNP ASID slots (libvirt maxESGuests)',
+                      str(e))
+        admission.check_admission('inst-1', 'cmp1', 17, existing, 65536,
+                                  4096, 16, 15, same_pool_guests=10)

@@ -220,3 +220,97 @@ class TestHelpers(testtools.TestCase):
         self.assertRaises(exception.InvalidSevRequest,
                           hardware.requested_video_ram_mb,
                           {'hw_video_ram': '-1'})
+
+
+SEV_SNP = 'trait:HW_CPU_X86_AMD_SEV_SNP'
+
+
+class TestGetSevModeSnp(testtools.TestCase):
+    """Every way of asking for SEV-SNP, and the conflicts that name both
+    sides.
+    """
+
+    def assertMode(self, mode, extra_specs=None, image_props=None):
+        self.assertEqual(mode, hardware.get_sev_mode(extra_specs or {},
+                                                     image_props or {}))
+
+    def test_each_way_of_asking(self):
+        self.assertMode(SevMode.SEV_SNP, {SEV_SNP: 'required'})
+        self.assertMode(SevMode.SEV_SNP, {}, {SEV_SNP: 'required'})
+        self.assertMode(SevMode.SEV_SNP, {}, {
+            'traits_required': ['HW_CPU_X86_AMD_SEV_SNP']})
+        self.assertMode(SevMode.SEV_SNP, {
+            'hw:mem_encryption': 'true',
+            'hw:mem_encryption_model': 'amd-sev-snp'})
+        self.assertMode(SevMode.SEV_SNP, {}, {
+            'hw_mem_encryption': True,
+            'hw_mem_encryption_model': 'amd-sev-snp'})
+        self.assertMode(SevMode.SEV_SNP, {'hw:mem_encryption': 'true'},
+                        {'hw_mem_encryption_model': 'AMD-SEV-SNP'})
+
+    def test_snp_forbidden_gives_sev(self):
+        self.assertMode(SevMode.SEV, {SEV: 'required',
+                                      SEV_SNP: 'forbidden'})
+
+    def test_model_without_encryption(self):
+        e = self.assertRaises(exception.InvalidSevRequest,
+                              hardware.get_sev_mode,
+                              {'hw:mem_encryption_model': 'amd-sev-snp'}, {})
+        self.assertIn('hw:mem_encryption=true', str(e))
+
+    def test_es_and_snp_conflict_names_both(self):
+        e = self.assertRaises(exception.SevRequestConflict,
+                              hardware.get_sev_mode,
+                              {SEV_ES: 'required'}, {SEV_SNP: 'required'})
+        self.assertIn('flavor extra spec %s=required asks for SEV-ES' %
+                      SEV_ES, str(e))
+        self.assertIn('image property %s=required asks for SEV-SNP' %
+                      SEV_SNP, str(e))
+
+    def test_model_conflicts_name_both(self):
+        e = self.assertRaises(exception.SevRequestConflict,
+                              hardware.get_sev_mode,
+                              {'hw:mem_encryption': 'true',
+                               'hw:mem_encryption_model': 'amd-sev-es'},
+                              {'hw_mem_encryption_model': 'amd-sev-snp'})
+        self.assertIn('hw:mem_encryption_model=amd-sev-es', str(e))
+        self.assertIn('hw_mem_encryption_model=amd-sev-snp', str(e))
+        e = self.assertRaises(exception.SevRequestConflict,
+                              hardware.get_sev_mode,
+                              {SEV_SNP: 'required'},
+                              {'hw_mem_encryption': 'true',
+                               'hw_mem_encryption_model': 'amd-sev'})
+        self.assertIn(SEV_SNP, str(e))
+        self.assertIn('hw_mem_encryption_model=amd-sev', str(e))
+
+    def test_snp_trait_against_forbidden_encryption(self):
+        e = self.assertRaises(exception.SevRequestConflict,
+                              hardware.get_sev_mode,
+                              {SEV_SNP: 'required'}, {SEV: 'forbidden'})
+        self.assertIn(SEV_SNP, str(e))
+        self.assertIn(SEV, str(e))
+
+    def test_requested_by(self):
+        self.assertEqual(
+            'flavor extra spec %s=required' % SEV_SNP,
+            hardware.sev_requested_by({SEV_SNP: 'required'}, {}))
+
+    def test_stateless_firmware(self):
+        self.assertIsNone(hardware.requested_stateless_firmware({}))
+        for value, text in ((True, 'true'), ('false', 'false'),
+                            ('True', 'true')):
+            request = hardware.requested_stateless_firmware(
+                {'hw_firmware_stateless': value})
+            self.assertEqual(text, request.value)
+            self.assertEqual('image property hw_firmware_stateless',
+                             request.source)
+        self.assertRaises(exception.InvalidSevRequest,
+                          hardware.requested_stateless_firmware,
+                          {'hw_firmware_stateless': 'maybe'})
+
+    def test_boots_kernel_directly(self):
+        self.assertFalse(hardware.boots_kernel_directly({}))
+        self.assertFalse(hardware.boots_kernel_directly(
+            {'kernel_id': 'nokernel'}))
+        self.assertTrue(hardware.boots_kernel_directly(
+            {'kernel_id': '0b8f4e2a-3bd2-4c3c-9b1e-5e0f7c7d2c11'}))

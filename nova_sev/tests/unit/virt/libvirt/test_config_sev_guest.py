@@ -55,3 +55,49 @@ class TestLibvirtConfigGuestFeatureSEV(testtools.TestCase):
                           "</launchSecurity>")
         self.assertRaises(exception.InvalidLibvirtXML, parsed.parse_str,
                           "<sev/>")
+
+
+def _snp(**kwargs):
+    obj = vconfig.LibvirtConfigGuestFeatureSEVSNP()
+    obj.cbitpos = 51
+    obj.reduced_phys_bits = 1
+    obj.policy = 0x30000
+    obj.author_key = False
+    obj.vcek = True
+    obj.kernel_hashes = False
+    obj.host_data = 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='
+    for key, value in kwargs.items():
+        setattr(obj, key, value)
+    return obj
+
+
+class TestLibvirtConfigGuestFeatureSEVSNP(testtools.TestCase):
+
+    def test_format(self):
+        self.assertEqual(
+            "<launchSecurity type=\"sev-snp\" authorKey=\"no\" vcek=\"yes\" "
+            "kernelHashes=\"no\"><cbitpos>51</cbitpos>"
+            "<reducedPhysBits>1</reducedPhysBits>"
+            "<policy>0x00030000</policy>"
+            "<hostData>AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+            "</hostData></launchSecurity>",
+            _snp().to_xml(pretty_print=False))
+
+    def test_unset_attributes_are_left_out(self):
+        node = _snp(author_key=None, vcek=None, kernel_hashes=None,
+                    host_data=None).format_dom()
+        self.assertEqual({'type': 'sev-snp'}, dict(node.attrib))
+        self.assertIsNone(node.find('hostData'))
+
+    def test_round_trip(self):
+        for kwargs in ({}, {'kernel_hashes': True, 'policy': 0x1030000},
+                       {'host_data': None, 'vcek': None}):
+            obj = _snp(**kwargs)
+            parsed = vconfig.LibvirtConfigGuestFeatureSEVSNP()
+            parsed.parse_str(obj.to_xml())
+            self.assertEqual(obj, parsed)
+
+    def test_parse_refuses_plain_sev(self):
+        parsed = vconfig.LibvirtConfigGuestFeatureSEVSNP()
+        self.assertRaises(exception.InvalidLibvirtXML, parsed.parse_str,
+                          _sev().to_xml())

@@ -74,3 +74,36 @@ class FirmwareDescriptorTestCase(testtools.TestCase):
             descs, 'x86_64', 'pc-q35-7.2', (fw.FEATURE_AMD_SEV,)))
         self.assertEqual('/nosev', fw.select_firmware(
             descs, 'x86_64', 'pc-q35-7.2', ()).executable)
+
+
+def _memory_descriptor(code, features):
+    data = _descriptor(code, features)
+    data['mapping'] = {'device': 'memory',
+                       'filename': code, 'format': 'raw'}
+    return data
+
+
+class SnpFirmwareTestCase(testtools.TestCase):
+
+    def test_memory_mapping_is_parsed_and_stateless(self):
+        desc = fw.parse_descriptor('s', _memory_descriptor(
+            '/usr/share/ovmf/OVMF.fd', ['amd-sev-snp']))
+        self.assertEqual(fw.DEVICE_MEMORY, desc.device)
+        self.assertTrue(fw.is_stateless(desc))
+        self.assertFalse(fw.is_stateless(fw.parse_descriptor(
+            'f', _descriptor('/code', ['amd-sev-snp']))))
+
+    def test_select_needs_snp_feature_and_no_nvram(self):
+        descs = [
+            fw.parse_descriptor('a', _descriptor('/flash', ['amd-sev-snp'])),
+            fw.parse_descriptor('b', _memory_descriptor('/es', ['amd-sev'])),
+            fw.parse_descriptor('c', _memory_descriptor('/snp',
+                                                        ['amd-sev-snp'])),
+        ]
+        self.assertEqual('/snp', fw.select_snp_firmware(
+            descs, 'x86_64', 'pc-q35-10.0').executable)
+        self.assertIsNone(fw.select_snp_firmware(descs[:2], 'x86_64',
+                                                 'pc-q35-10.0'))
+        # The SEV selection never takes stateless firmware.
+        self.assertIsNone(fw.select_firmware(
+            descs[1:], 'x86_64', 'pc-q35-10.0', (fw.FEATURE_AMD_SEV,)))

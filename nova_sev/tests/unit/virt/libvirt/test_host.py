@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import fixtures
@@ -266,3 +267,123 @@ class SevHostTestCase(testtools.TestCase):
                             [empty]).get_capabilities()
         self.assertFalse(caps.sev_usable)
         self.assertEqual((), caps.firmware)
+
+
+def _snp_params(sev_snp='Y', sev_es='Y'):
+    params = _params(sev_es=sev_es)
+    params['sev_snp'] = host.parse_kvm_amd_param('sev_snp', sev_snp)
+    return params
+
+
+class DetectSevSnpTestCase(testtools.TestCase):
+    """SEV-SNP is decided by detect_sev from the same facts as SEV."""
+
+    def _caps(self, sectypes=sev_host.SNP_SECTYPES, **kwargs):
+        return host.parse_domain_capabilities(
+            sev_host.domcaps_xml(sectypes=sectypes, **kwargs))
+
+    def _firmware(self):
+        return [_descriptor('amd-sev', 'amd-sev-es'),
+                sev_host.snp_descriptor()]
+
+    def test_usable(self):
+        caps = host.detect_sev(self._caps(), _snp_params(), self._firmware())
+        self.assertTrue(caps.sev_usable)
+        self.assertTrue(caps.sev_snp_usable)
+        self.assertEqual((), caps.sev_snp_reasons)
+        self.assertEqual((sev_host.snp_descriptor(),), caps.snp_firmware)
+        self.assertEqual(494, caps.max_es_guests)
+
+    def test_snp_turns_sev_es_off(self):
+        # AMD's fix for CVE-2025-48514 disables SEV-ES once SNP is on, and
+        # Nova ignores SEV-ES there (LP#2157891): so does detection.
+        caps = host.detect_sev(self._caps(), _snp_params(), self._firmware())
+        self.assertFalse(caps.sev_es_usable)
+        self.assertIn('CVE-2025-48514', caps.sev_es_reasons[0])
+        self.assertIn('LP#2157891', caps.sev_es_reasons[0])
+        # Off in the kernel: SEV-ES stays as it was.
+        caps = host.detect_sev(self._caps(), _snp_params(sev_snp='N'),
+                               self._firmware())
+        self.assertTrue(caps.sev_es_usable)
+
+    def test_kernel_param_off_or_missing(self):
+        for raw, text in (('N', "'sev_snp' is 'N'"),
+                          (None, 'could not be read')):
+            params = _snp_params()
+            params['sev_snp'] = host.parse_kvm_amd_param('sev_snp', raw,
+                                                         'No such file')
+            caps = host.detect_sev(self._caps(), params, self._firmware())
+            self.assertTrue(caps.sev_usable)
+            self.assertFalse(caps.sev_snp_usable)
+            self.assertEqual(1, len(caps.sev_snp_reasons))
+            self.assertIn(text, caps.sev_snp_reasons[0])
+            self.assertIn('kvm_amd.sev_snp=1', caps.sev_snp_reasons[0])
+        # Parameters read without sev_snp at all (an old kernel).
+        caps = host.detect_sev(self._caps(), _params(), self._firmware())
+        self.assertFalse(caps.sev_snp_usable)
+
+    def test_libvirt_too_old(self):
+        # libvirt 9.0 lists launch security types, without sev-snp.
+        caps = host.detect_sev(self._caps(sectypes=('sev',)), _snp_params(),
+                               self._firmware())
+        self.assertTrue(caps.sev_usable)
+        self.assertFalse(caps.sev_snp_usable)
+        self.assertEqual(1, len(caps.sev_snp_reasons))
+        self.assertIn('sectypes: sev)', caps.sev_snp_reasons[0])
+        self.assertIn('libvirt >= 10.5', caps.sev_snp_reasons[0])
+        # Older still: no <launchSecurity> element.
+        caps = host.detect_sev(self._caps(sectypes=None), _snp_params(),
+                               self._firmware())
+        self.assertIn('no <launchSecurity> element', caps.sev_snp_reasons[0])
+
+    def test_launch_security_not_supported(self):
+        xml = sev_host.domcaps_xml(sectypes=('sev-snp',)).replace(
+            "<launchSecurity supported='yes'>",
+            "<launchSecurity supported='no'>")
+        caps = host.detect_sev(host.parse_domain_capabilities(xml),
+                               _snp_params(), self._firmware())
+        self.assertFalse(caps.sev_snp_usable)
+        self.assertIn("supported='no'", caps.sev_snp_reasons[0])
+
+    def test_no_snp_firmware(self):
+        caps = host.detect_sev(self._caps(), _snp_params(),
+                               [_descriptor('amd-sev', 'amd-sev-snp')])
+        # A flash build with an NVRAM template is not stateless.
+        self.assertFalse(caps.sev_snp_usable)
+        self.assertIn('amd-sev-snp', caps.sev_snp_reasons[0])
+        self.assertIn('/etc/qemu/firmware', caps.sev_snp_reasons[0])
+        self.assertEqual((), caps.snp_firmware)
+        # Firmware not examined: not a reason.
+        caps = host.detect_sev(self._caps(), _snp_params())
+        self.assertTrue(caps.sev_snp_usable)
+        self.assertIsNone(caps.snp_firmware)
+
+    def test_no_es_asids(self):
+        caps = host.detect_sev(self._caps(max_es_guests=0), _snp_params(),
+                               self._firmware())
+        self.assertFalse(caps.sev_snp_usable)
+        self.assertIn('SEV-ES and SEV-SNP guests (maxESGuests=0)',
+                      caps.sev_snp_reasons[0])
+
+    def test_sev_not_usable(self):
+        # A descriptor with amd-sev-snp alone: no firmware for SEV.
+        snp_only = dataclasses.replace(sev_host.snp_descriptor(),
+                                       features=('amd-sev-snp',))
+        caps = host.detect_sev(self._caps(), _snp_params(), [snp_only])
+        self.assertFalse(caps.sev_usable)
+        self.assertFalse(caps.sev_snp_usable)
+        self.assertIn('SEV itself is not usable', caps.sev_snp_reasons)
+
+    def test_every_reason_is_kept(self):
+        caps = host.detect_sev(self._caps(sectypes=('sev',),
+                                          max_es_guests=0),
+                               _snp_params(sev_snp='0'), [])
+        self.assertEqual(5, len(caps.sev_snp_reasons))
+
+    def test_one_libvirt_call(self):
+        fake = self.useFixture(sev_host.SevHostFixture(
+            sev_snp_param='Y', sectypes=sev_host.SNP_SECTYPES))
+        sev = host.SevHost(lambda: fake.conn, fake.params_dir)
+        for _ in range(10):
+            self.assertTrue(sev.get_capabilities().sev_snp_usable)
+        self.assertEqual(['getDomainCapabilities'], fake.conn.calls)

@@ -49,3 +49,32 @@ class SevTraitsTestCase(testtools.TestCase):
         self.assertEqual((frozenset(), frozenset()),
                          traits.sev_trait_changes(_caps(True),
                                                   traits.SEV_TRAITS))
+
+
+class SevSnpTraitsTestCase(testtools.TestCase):
+
+    def _caps(self, snp, sev=True):
+        return host.SevHostCapabilities(sev_usable=sev, sev_es_usable=False,
+                                        sev_snp_usable=snp)
+
+    def test_snp_host(self):
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV,
+                          os_traits.HW_CPU_AMD_SEV,
+                          os_traits.HW_CPU_X86_AMD_SEV_SNP},
+                         traits.sev_traits(self._caps(True)))
+        self.assertEqual(frozenset(),
+                         traits.sev_traits(self._caps(True, sev=False)))
+
+    def test_snp_trait_added_and_taken_away(self):
+        add, remove = traits.sev_trait_changes(
+            self._caps(True), {os_traits.HW_CPU_X86_AMD_SEV,
+                               os_traits.HW_CPU_AMD_SEV})
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV_SNP}, add)
+        self.assertEqual(frozenset(), remove)
+        add, remove = traits.sev_trait_changes(
+            self._caps(False), {os_traits.HW_CPU_X86_AMD_SEV,
+                                os_traits.HW_CPU_AMD_SEV,
+                                os_traits.HW_CPU_X86_AMD_SEV_SNP,
+                                'CUSTOM_OTHER'})
+        self.assertEqual(frozenset(), add)
+        self.assertEqual({os_traits.HW_CPU_X86_AMD_SEV_SNP}, remove)
