@@ -7,11 +7,12 @@ traits (``traits.sev_trait_changes``), the request (``hardware``), the plan
 and the lifecycle guards (``lifecycle``). Each override calls ``super()``;
 no copy of Nova's logic lives here.
 
-Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``, so a
-driver outside Nova's tree must be registered under ``nova.virt`` first:
-``register()`` does that, and the ``nova-sev-compute`` command calls it
-before it runs Nova's own compute service (``compute_driver =
-sev_libvirt.SevLibvirtDriver``).
+Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``. The
+wheel ships ``nova/virt/sev_libvirt.py``, which imports this driver, so the
+stock nova-compute loads ``compute_driver = sev_libvirt.SevLibvirtDriver``;
+where that module is not beside Nova's files, ``register()`` makes this
+module ``nova.virt.sev_libvirt``, and the ``nova-sev-compute`` command calls
+it before it runs Nova's own compute service.
 """
 
 import sys
