@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from nova_sev.virt.libvirt import connection
+from nova_sev.cmd import connection
 from nova_sev.virt.libvirt import host
 from nova_sev.virt.libvirt import traits
 

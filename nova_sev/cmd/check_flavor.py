@@ -19,8 +19,8 @@ import json
 from typing import Any
 
 from nova_sev.cmd import common
+from nova_sev.cmd import flavor_check
 from nova_sev import exception
-from nova_sev.virt import flavor_check
 from nova_sev.virt.libvirt import guest_plan
 
 CONF = common.CONF

@@ -12,9 +12,9 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from nova_sev.cmd import connection
 from nova_sev import conf as sev_conf
 from nova_sev import exception
-from nova_sev.virt.libvirt import connection
 from nova_sev.virt.libvirt import host
 
 CONF = sev_conf.CONF

@@ -17,8 +17,8 @@ import re
 
 from nova_sev.attestation import measurement
 from nova_sev.cmd import common
+from nova_sev.cmd import connection
 from nova_sev import exception
-from nova_sev.virt.libvirt import connection
 
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$')

@@ -17,7 +17,7 @@ import sys
 
 import libvirt
 
-from nova_sev.virt.libvirt import connection
+from nova_sev.cmd import connection
 
 
 def _do(conn, op: dict):

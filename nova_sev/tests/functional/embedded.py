@@ -25,7 +25,7 @@ import tempfile
 
 import fixtures
 
-from nova_sev.virt.libvirt import connection
+from nova_sev.cmd import connection
 
 QEMU = '/usr/bin/qemu-system-x86_64'
 X86_EMULATOR = '<emulator>%s</emulator>' % QEMU

@@ -1,8 +1,8 @@
 import fixtures
 import testtools
 
+from nova_sev.cmd import connection
 from nova_sev import exception
-from nova_sev.virt.libvirt import connection
 
 
 class ConnectionTestCase(testtools.TestCase):
@@ -43,10 +43,10 @@ class DefaultConnectionTestCase(testtools.TestCase):
                 raise exception.HostCheckFailed(reason='refused')
             return 'conn:' + uri
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_sev.virt.libvirt.connection.open_connection',
+            'nova_sev.cmd.connection.open_connection',
             open_connection))
         self.useFixture(fixtures.MonkeyPatch(
-            'nova_sev.virt.libvirt.connection.default_uri',
+            'nova_sev.cmd.connection.default_uri',
             lambda: connection.SYSTEM_URI))
 
     def test_daemon_answers(self):

@@ -2,7 +2,7 @@ import os_resource_classes as orc
 import os_traits
 import testtools
 
-from nova_sev.virt import flavor_check as fc
+from nova_sev.cmd import flavor_check as fc
 from nova_sev.virt.hardware import SevMode
 from nova_sev.virt.libvirt import guest_plan
 
