@@ -56,3 +56,29 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                    '"nova-sev plan-memory" says' % (
                        count, count, firmware_overhead_mb,
                        reserved_host_memory_mb))
+
+
+def guests_holding_slots(instances: Sequence[tuple[str, bool, int | None]],
+                         admitted: dict[str, int], new_uuid: str
+                         ) -> dict[str, int]:
+    """The SEV guests that hold an ASID slot and pinned memory on a host
+    while ``new_uuid`` asks to be admitted: uuid -> pinned MiB.
+
+    ``instances`` are the host's instances as the database lists them:
+    (uuid, still building, pinned MiB or None when not SEV). ``admitted``
+    are the guests this service admitted whose builds may not have ended.
+    nova-compute builds up to ``max_concurrent_builds`` guests at once, and
+    every one of them is on the host in the database before it is admitted:
+    a guest still building counts only once admitted, so that of N
+    concurrent builds onto k free slots exactly k are admitted, whatever
+    their order.
+    """
+    holding = {}
+    for uuid, building, pinned_mb in instances:
+        if uuid == new_uuid:
+            continue
+        if uuid in admitted:
+            holding[uuid] = admitted[uuid]
+        elif pinned_mb is not None and not building:
+            holding[uuid] = pinned_mb
+    return holding

@@ -63,3 +63,48 @@ class CheckAdmissionTestCase(testtools.TestCase):
         e = self.assertRaises(exception.SevHostLimitReached, self.check,
                               existing=[2064] * 15)
         self.assertLess(e.message.index('ASID'), 60)
+
+
+class GuestsHoldingSlotsTestCase(testtools.TestCase):
+    """Who holds a slot while nova-compute builds guests concurrently."""
+
+    def test_built_sev_guests_hold_slots(self):
+        self.assertEqual({'a': 2064, 'c': 4112},
+                         admission.guests_holding_slots(
+                             [('a', False, 2064), ('b', False, None),
+                              ('c', False, 4112)], {}, 'new'))
+
+    def test_building_guest_holds_a_slot_only_once_admitted(self):
+        listed = [('a', True, 2064), ('b', True, 2064), ('new', True, 2064)]
+        self.assertEqual({}, admission.guests_holding_slots(listed, {},
+                                                            'new'))
+        self.assertEqual({'b': 2064}, admission.guests_holding_slots(
+            listed, {'b': 2064}, 'new'))
+
+    def test_admitted_guest_counts_once_built(self):
+        # Built, but Nova has not yet saved it ACTIVE, or saved it: once.
+        for building in (True, False):
+            self.assertEqual({'a': 2064}, admission.guests_holding_slots(
+                [('a', building, 2064)], {'a': 2064}, 'new'))
+
+    def test_the_new_guest_is_not_its_own_neighbour(self):
+        self.assertEqual({}, admission.guests_holding_slots(
+            [('new', False, 2064)], {'new': 2064}, 'new'))
+
+    def test_n_concurrent_builds_k_slots(self):
+        # Admitted one at a time under the driver's lock: each sees those
+        # admitted before it.
+        for slots in range(0, 6):
+            admitted = {}
+            listed = [('g%d' % i, True, 2064) for i in range(5)]
+            for uuid, _b, pinned in listed:
+                holding = admission.guests_holding_slots(listed, admitted,
+                                                         uuid)
+                try:
+                    admission.check_admission(
+                        uuid, 'host', pinned, list(holding.values()),
+                        65536, 4096, 16, slots)
+                except exception.SevHostLimitReached:
+                    continue
+                admitted[uuid] = pinned
+            self.assertEqual(min(slots, 5), len(admitted))

@@ -302,7 +302,8 @@ class TestGranularRequestGroups(testtools.TestCase):
     def test_parse_trait_key(self):
         self.assertEqual(('', 'HW_CPU_X86_AMD_SEV'),
                          hardware.parse_trait_key('trait:HW_CPU_X86_AMD_SEV'))
-        self.assertEqual(('_SEV', 'X'), hardware.parse_trait_key('trait_SEV:X'))
+        self.assertEqual(('_SEV', 'X'),
+                         hardware.parse_trait_key('trait_SEV:X'))
         self.assertEqual(('1', 'X'), hardware.parse_trait_key('trait1:X'))
         self.assertIsNone(hardware.parse_trait_key('resources1:VCPU'))
         self.assertIsNone(hardware.parse_trait_key('hw:mem_encryption'))
