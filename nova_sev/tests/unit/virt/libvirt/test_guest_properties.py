@@ -18,6 +18,7 @@ from nova_sev import exception
 from nova_sev.tests.unit.virt.libvirt import test_guest_plan as tgp
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import designer
+from nova_sev.virt.libvirt import driver
 from nova_sev.virt.libvirt import guest_plan as gp
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data')
@@ -291,3 +292,39 @@ class TestSevGuestProperties(testtools.TestCase):
         else:
             self.assertIsNone(plan)
             self.assertEqual(domain, xml)
+
+    @settings(max_examples=200, deadline=None)
+    @given(_grouped_request(), _sev_image(), _neutral(NEUTRAL_IMAGE),
+           _caps(), _caps(), _options())
+    def test_moves_keep_sev(self, grouped, sev_image, image_extra, source,
+                            destination, options):
+        """A guest built as SEV, moved (cold migration, resize, evacuate,
+        unshelve: the destination plans it again from the request and the
+        image properties recorded at build) is SEV there too, on the same
+        machine type and disk bus, or refused; never plain.
+        """
+        image_props = _combine(image_extra, sev_image)
+        image_props.pop('hw_mem_encryption_model', None)
+        try:
+            _xml, plan = designer.design_sev_domain(
+                NOVA_DOMAIN, grouped, image_props, source, options)
+        except exception.SevGuestRefused:
+            return
+        if plan is None:
+            return
+        recorded = _combine(image_props,
+                            driver.image_defaults(plan, image_props))
+        try:
+            xml, moved = designer.design_sev_domain(
+                NOVA_DOMAIN, grouped, recorded, destination, options)
+        except exception.SevGuestRefused as e:
+            self.assertNotIsInstance(e, exception.SevRequestConflict)
+            return
+        self.assertIsNotNone(moved)
+        self._check_sev_domain(xml, moved, options)
+        self.assertEqual(plan.mode, moved.mode)
+        self.assertEqual(plan.machine_type, moved.machine_type)
+        # The plan's bus is the default it sets where the image left the bus
+        # open; after the build the bus is recorded.
+        self.assertEqual(plan.disk_bus or image_props.get('hw_disk_bus'),
+                         moved.disk_bus or recorded.get('hw_disk_bus'))
