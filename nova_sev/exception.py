@@ -39,7 +39,7 @@ class HostCheckFailed(NovaSevException):
     msg_fmt = 'Could not check the host for SEV: %(reason)s'
 
 
-# Issue 3: SEV guest configuration. Every refusal of an SEV guest is a
+# The SEV guest configuration. Every refusal of an SEV guest is a
 # SevGuestRefused, so that callers (the Nova driver, ``nova-sev guest-xml``)
 # can tell "this guest cannot be SEV here" from broken input.
 class SevGuestRefused(NovaSevException):
@@ -95,7 +95,7 @@ class InvalidSevPolicy(SevGuestRefused):
     msg_fmt = 'Invalid [sev]policy %(policy)r: %(reason)s'
 
 
-# Issue 6: attestation (the guest owner's tools). Bad input is an
+# Attestation (the guest owner's tools). Bad input is an
 # InvalidInput (exit 2); a launch that does not verify is not bad input.
 class InvalidTransportKey(InvalidInput):
     msg_fmt = ('The %(what)s %(source)s is %(length)d bytes, it must be '
@@ -144,7 +144,7 @@ class LaunchInfoUnavailable(NovaSevException):
     msg_fmt = 'No SEV launch information for domain %(domain)s: %(reason)s'
 
 
-# Issue 4: the Nova driver. Raised by the pure rules and wrapped by the
+# The Nova driver's refusals. Raised by the pure rules and wrapped by the
 # driver into the Nova exception that gives the right outcome (reschedule,
 # roll back, refuse a migration).
 class SevOperationRefused(NovaSevException):

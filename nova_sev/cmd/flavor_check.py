@@ -1,5 +1,5 @@
-"""Will a flavor and an image give a working SEV guest? (issue 5,
-``nova-sev check-flavor``).
+"""Will a flavor and an image give a working SEV guest? (``nova-sev
+check-flavor``).
 
 An admin who creates an SEV flavor should learn before any user boots it
 whether it works. The rules that decide whether an SEV guest is built or

@@ -19,6 +19,7 @@ from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
+from nova_sev.virt.libvirt import sev_guest
 
 CONF = common.CONF
 
@@ -86,7 +87,7 @@ def run(args) -> int:
                   file=sys.stderr)
             return common.EXIT_OK
         caps, firmware = _capabilities(args)
-        sev_xml, plan = designer.design_sev_domain(
+        sev_xml, plan = sev_guest.design_sev_domain(
             domain_xml, extra_specs, image_props, caps,
             gp.options_from_conf(CONF), firmware, machine_types)
     except exception.SevGuestRefused as e:

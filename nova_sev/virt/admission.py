@@ -17,6 +17,7 @@ numbers.
 from collections.abc import Sequence
 
 from nova_sev import exception
+from nova_sev.virt import memory
 
 
 def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
@@ -36,10 +37,14 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
             reason='all %d ASID slots (libvirt maxGuests) are in use by '
                    'SEV guests; another host may take it, or raise the SEV '
                    'ASID count in the BIOS' % max_guests)
-    firmware_mb = count * firmware_overhead_mb
-    guest_mb = sum(existing_pinned_mb) + new_pinned_mb - firmware_mb
-    usable_mb = host_ram_mb - reserved_host_memory_mb
-    if guest_mb > usable_mb:
+    pinned = list(existing_pinned_mb) + [new_pinned_mb]
+    os_reserved_mb = memory.host_os_reserved_mb(
+        reserved_host_memory_mb, count, firmware_overhead_mb)
+    if memory.sev_memory_left_mb(host_ram_mb, os_reserved_mb, pinned) < 0:
+        # Said the way placement counts: RAM and video against the host
+        # RAM less reserved_host_memory_mb.
+        guest_mb = sum(pinned) - count * firmware_overhead_mb
+        usable_mb = host_ram_mb - reserved_host_memory_mb
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
             reason='SEV guests would pin %d MiB of RAM and video > %d MiB '
@@ -48,7 +53,7 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                    '"nova-sev plan-memory")' % (
                        guest_mb, usable_mb, host_ram_mb,
                        reserved_host_memory_mb))
-    if firmware_mb > reserved_host_memory_mb:
+    if os_reserved_mb < 0:
         raise exception.SevHostLimitReached(
             instance=instance_uuid, host=host,
             reason='the firmware regions of %d SEV guests (%d x %d MiB) '

@@ -55,6 +55,17 @@ FLAVOR_MEM_PAGE_SIZE = 'hw:mem_page_size'
 IMAGE_MEM_PAGE_SIZE = 'hw_mem_page_size'
 FLAVOR_PCI_ALIAS = 'pci_passthrough:alias'
 IMAGE_VIDEO_RAM = 'hw_video_ram'
+IMAGE_ARCHITECTURE = 'hw_architecture'
+IMAGE_FIRMWARE_TYPE = 'hw_firmware_type'
+IMAGE_SCSI_MODEL = 'hw_scsi_model'
+
+# Every image property the rules of nova-sev read, under Nova's
+# ImageMetaProps names (which carry image traits in traits_required).
+IMAGE_PROPERTIES = (
+    IMAGE_MEM_ENCRYPTION, IMAGE_MEM_ENCRYPTION_MODEL, IMAGE_TRAITS_REQUIRED,
+    IMAGE_MACHINE_TYPE, IMAGE_DISK_BUS, IMAGE_CDROM_BUS, IMAGE_MEM_PAGE_SIZE,
+    IMAGE_VIDEO_RAM, IMAGE_ARCHITECTURE, IMAGE_FIRMWARE_TYPE,
+    IMAGE_SCSI_MODEL)
 
 # Page sizes that mean "not huge pages" (Nova's MEMPAGES_SMALL, and 4 KiB
 # written out); "any" lets Nova choose, so it promises nothing.
@@ -301,6 +312,12 @@ def _image_request(image_props: Mapping[str, Any],
 def requested_disk_bus(image_props: Mapping[str, Any]) -> Request | None:
     """The disk bus the image insists on (``hw_disk_bus``), if any."""
     return _image_request(image_props, IMAGE_DISK_BUS)
+
+
+def requested_architecture(image_props: Mapping[str, Any]
+                           ) -> Request | None:
+    """The guest architecture the image asks for (``hw_architecture``)."""
+    return _image_request(image_props, IMAGE_ARCHITECTURE)
 
 
 def requested_cdrom_bus(image_props: Mapping[str, Any]) -> Request | None:

@@ -9,6 +9,8 @@ the QEMU process's own headroom (``[sev]qemu_overhead_mb``). Pure
 arithmetic: callers pass the option values, nothing here reads CONF.
 """
 
+from collections.abc import Iterable
+
 from nova_sev import exception
 
 KIB_PER_MIB = 1024
@@ -45,3 +47,25 @@ def hard_limit_kib(ram_mb: int, video_mb: int = 0,
     _check(qemu_overhead_mb=qemu_overhead_mb)
     pinned = pinned_memory_mb(ram_mb, video_mb, firmware_overhead_mb)
     return (pinned + qemu_overhead_mb) * KIB_PER_MIB
+
+
+def sev_memory_left_mb(host_ram_mb: int, host_os_reserved_mb: int,
+                       pinned_mb: Iterable[int]) -> int:
+    """The host bound of SEV guests: what is left of the host's RAM once
+    its own OS's share and all the memory the SEV guests pin (RAM, video,
+    firmware each) are taken; below 0 they do not fit. Pinned memory can
+    be neither swapped nor overcommitted, so nothing else counts.
+    Admission (``admission``) and ``nova-sev plan-memory``
+    (``memory_plan``) both ask this.
+    """
+    return host_ram_mb - host_os_reserved_mb - sum(pinned_mb)
+
+
+def host_os_reserved_mb(reserved_host_memory_mb: int, guests: int,
+                        firmware_overhead_mb: int) -> int:
+    """The host OS's share of ``reserved_host_memory_mb`` when ``guests``
+    SEV guests run: the reservation holds each one's firmware/ROM/ACPI
+    regions as well, which placement does not count. Below 0 the
+    reservation is too small for them.
+    """
+    return reserved_host_memory_mb - guests * firmware_overhead_mb

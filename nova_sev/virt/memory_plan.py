@@ -56,12 +56,14 @@ def _whole(name: str, value: int | None, minimum: int) -> None:
 def max_guests_by_memory(host_ram_mb: int, host_os_reserved_mb: int,
                          pinned_mb: int) -> int:
     """How many guests pinning ``pinned_mb`` each fit in the host's RAM
-    less what its own OS needs: ``(H - R) // pinned``, never below 0.
+    less what its own OS needs (``memory.sev_memory_left_mb``):
+    ``(H - R) // pinned``, never below 0.
     """
     if pinned_mb <= 0:
         raise exception.InvalidInput(
             reason='a guest must pin some memory, got %r MiB' % pinned_mb)
-    return max(0, (host_ram_mb - host_os_reserved_mb) // pinned_mb)
+    free_mb = memory.sev_memory_left_mb(host_ram_mb, host_os_reserved_mb, ())
+    return max(0, free_mb // pinned_mb)
 
 
 def max_guests(by_memory: int, max_asids: int | None = None) -> int:
@@ -77,7 +79,8 @@ def reserved_host_memory_mb(host_os_reserved_mb: int, guests: int,
                             firmware_overhead_mb: int) -> int:
     """The ``reserved_host_memory_mb`` for a host running ``guests`` SEV
     guests: the host OS's own reservation plus each guest's firmware/ROM/ACPI
-    overhead, which placement does not count.
+    overhead, which placement does not count (the inverse of
+    ``memory.host_os_reserved_mb``).
     """
     return host_os_reserved_mb + guests * firmware_overhead_mb
 

@@ -26,10 +26,10 @@ import testtools
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional import embedded
 from nova_sev.virt import hardware
-from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
+from nova_sev.virt.libvirt import sev_guest
 
 DATA = os.path.join(os.path.dirname(__file__), '..', 'data')
 FIRMWARE_DIRS = ['/usr/share/qemu/firmware']
@@ -70,7 +70,7 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
 
     def _design(self, domain_xml, extra_specs=None, image_props=None,
                 caps=None, options=None):
-        xml, plan = designer.design_sev_domain(
+        xml, plan = sev_guest.design_sev_domain(
             domain_xml, extra_specs or SEV_TRAIT, image_props or {},
             caps or self._caps(), options or gp.SevGuestOptions(
                 firmware_descriptor_dirs=tuple(FIRMWARE_DIRS)))

@@ -1,30 +1,26 @@
-"""Writing a ``GuestPlan`` into a libvirt domain (spec: "Proposed change",
-third bullet; design.md §3).
+"""Writing a ``GuestPlan`` into a libvirt domain, and reading a domain
+(spec: "Proposed change", third bullet; design.md §3).
 
-``apply_guest_plan`` turns an ordinary domain (Nova's, or ``virsh
-dumpxml``) into the SEV one: ``<launchSecurity>``, q35, the OVMF loader
-with its NVRAM template, ``<driver iommu='on'/>`` on every virtio device,
-pinned memory, virtio-scsi and SATA instead of virtio-blk and IDE.
-``enable_iommu`` does the device part for one hot-plugged device.
-``domain_facts`` reads what the plan needs from a domain, and
-``design_sev_domain`` goes the whole way from a request to a domain. All
-work on a parsed copy and return new XML: a refusal leaves nothing
-half-applied.
+``write_guest_plan`` turns the element tree of an ordinary domain (the one
+Nova's ``LibvirtConfigGuest`` formats, or a parsed ``virsh dumpxml``) into
+the SEV one: ``<launchSecurity>``, q35, the OVMF loader with its NVRAM
+template, ``<driver iommu='on'/>`` on every virtio device, pinned memory,
+virtio-scsi and SATA instead of virtio-blk and IDE. ``apply_guest_plan``
+does the same on XML text, ``set_device_iommu`` on one hot-plugged device.
+
+The designer only writes what the plan decided: it refuses nothing (the
+plan has refused what cannot be, ``guest_plan``); its only errors are
+InvalidLibvirtXML for text that is not a domain. ``domain_facts`` reads
+what the plan needs from a base domain (``nova-sev guest-xml``).
 """
 
-import collections.abc
-import dataclasses
 import math
-import typing
 
 from lxml import etree
 
 from nova_sev import exception
-from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import config as vconfig
-from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
-from nova_sev.virt.libvirt import host
 
 _KIB_PER_UNIT = {
     'b': 1 / 1024, 'bytes': 1 / 1024,
@@ -40,18 +36,11 @@ _VIRTIO_BLK_ONLY = ('queues', 'queue_size', 'event_idx', 'ioeventfd',
                     'iommu', 'ats', 'packed', 'page_per_vq')
 
 
-@dataclasses.dataclass(frozen=True)
-class DomainFacts:
-    """What a domain says about the guest that the plan must know."""
-
-    ram_mb: int
-    video_mb: int
-    huge_pages: bool
-    machine_type: str | None
-    host_devices: tuple[str, ...]
+DomainFacts = gp.DomainFacts
 
 
-def _parse_domain(domain_xml: str) -> etree._Element:
+def parse_domain(domain_xml: str) -> etree._Element:
+    """The ``<domain>`` element of ``domain_xml``; InvalidLibvirtXML."""
     root = vconfig.parse_xml(domain_xml, 'domain')
     if root.tag != 'domain':
         raise exception.InvalidLibvirtXML(
@@ -97,13 +86,23 @@ def _host_devices(devices: etree._Element | None) -> tuple[str, ...]:
 
 
 def domain_facts(domain_xml: str) -> DomainFacts:
-    """Read RAM, video memory, huge pages, machine type and host devices
-    from ``domain_xml``; InvalidLibvirtXML when it is not a domain.
+    """Read RAM, video memory, huge pages, machine type, domain type,
+    architecture, host devices and IDE disks from ``domain_xml``;
+    InvalidLibvirtXML when it is not a domain.
     """
-    return _domain_facts(_parse_domain(domain_xml))
+    return domain_root_facts(parse_domain(domain_xml))
 
 
-def _domain_facts(root: etree._Element) -> DomainFacts:
+def _ide_disks(devices: etree._Element | None
+               ) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (disk.get('device') or 'disk', disk.find('target').get('dev') or '')
+        for disk in (devices.findall('disk') if devices is not None else ())
+        if _disk_bus(disk.find('target')) == gp.BUS_IDE)
+
+
+def domain_root_facts(root: etree._Element) -> DomainFacts:
+    """``domain_facts`` of a parsed domain."""
     mem = root.find('memory')
     if mem is None:
         raise exception.InvalidLibvirtXML(what='domain',
@@ -118,12 +117,16 @@ def _domain_facts(root: etree._Element) -> DomainFacts:
                 video_kib += _to_kib(model.get(attr), 'KiB',
                                      'video %s' % attr)
     os_type = root.find('os/type')
+    devices = root.find('devices')
     return DomainFacts(
         ram_mb=math.ceil(ram_kib / 1024),
         video_mb=math.ceil(video_kib / 1024),
         huge_pages=root.find('memoryBacking/hugepages') is not None,
         machine_type=os_type.get('machine') if os_type is not None else None,
-        host_devices=_host_devices(root.find('devices')))
+        host_devices=_host_devices(devices),
+        virt_type=root.get('type'),
+        arch=os_type.get('arch') if os_type is not None else None,
+        ide_disks=_ide_disks(devices))
 
 
 # libvirt's bus for a disk target without one, from the name's prefix.
@@ -178,55 +181,35 @@ def _set_iommu(dev: etree._Element) -> None:
     driver.set('iommu', 'on')
 
 
-def _refuse_ide(dev: etree._Element, where: str) -> None:
-    target = dev.find('target')
-    if _disk_bus(target) == gp.BUS_IDE:
-        raise exception.SevDiskBusNotSupported(
-            bus=gp.BUS_IDE, source='%s <disk> %s' % (where, target.get('dev')),
-            reason='the q35 machine type has no IDE controller',
-            fix='put it on sata, scsi or virtio (hw_disk_bus, hw_cdrom_bus '
-            'or the volume\'s disk_bus)')
+def set_device_iommu(dev: etree._Element) -> etree._Element:
+    """One device (a hot-plugged volume or interface) of an SEV guest:
+    ``<driver iommu='on'/>`` when it is virtio, unchanged otherwise.
+    """
+    if _is_virtio(dev):
+        _set_iommu(dev)
+    return dev
 
 
 def enable_iommu(device_xml: str) -> str:
-    """One device (a hot-plugged volume or interface) for an SEV guest:
-    ``<driver iommu='on'/>`` when it is virtio, unchanged otherwise.
-
-    Refuses IDE disks (q35 has no IDE) and host devices, which SEV
-    guests cannot have.
+    """``set_device_iommu`` on device XML; InvalidLibvirtXML when it
+    cannot be read.
     """
     dev = vconfig.parse_xml(device_xml, 'device')
-    if dev.tag == 'hostdev' or (dev.tag == 'interface' and
-                                dev.get('type') == 'hostdev'):
-        gp.refuse_host_devices(_host_devices(_wrap(dev)),
-                               'the device being attached')
-    if dev.tag == 'disk':
-        _refuse_ide(dev, 'the attached')
-    if _is_virtio(dev):
-        _set_iommu(dev)
-    return etree.tostring(dev, encoding='unicode')
+    return etree.tostring(set_device_iommu(dev), encoding='unicode')
 
 
-def _wrap(dev: etree._Element) -> etree._Element:
-    devices = etree.Element('devices')
-    devices.append(dev)
-    return devices
-
-
-def _check_domain(root: etree._Element) -> None:
-    kind = root.get('type')
-    if kind != 'kvm':
-        raise exception.SevGuestRefused(
-            reason="the domain type is %r: SEV needs KVM; set "
-            "[libvirt]virt_type=kvm" % kind)
-    os_type = root.find('os/type')
-    arch = os_type.get('arch') if os_type is not None else None
-    if arch not in (None, gp.ARCH):
-        raise exception.SevGuestRefused(
-            reason='the domain is for %s: SEV guests are x86_64 '
-            '(set hw_architecture=x86_64 or remove it)' % arch)
-    gp.refuse_host_devices(_host_devices(root.find('devices')),
-                           'the domain <hostdev>')
+def device_facts(device_xml: str) -> tuple[str, str | None, str | None,
+                                           tuple[str, ...]]:
+    """What the plan's rules need of a device to attach: its tag, disk
+    bus and target, and the host devices it would pass through.
+    """
+    dev = vconfig.parse_xml(device_xml, 'device')
+    target = dev.find('target')
+    wrapper = etree.Element('devices')
+    wrapper.append(dev)
+    return (dev.tag, _disk_bus(target) if dev.tag == 'disk' else None,
+            target.get('dev') if target is not None else None,
+            _host_devices(wrapper))
 
 
 def _set_machine(root: etree._Element, plan: gp.GuestPlan) -> None:
@@ -238,12 +221,11 @@ def _set_machine(root: etree._Element, plan: gp.GuestPlan) -> None:
         os_type = etree.Element('type')
         os_type.text = 'hvm'
         os_node.insert(0, os_type)
+    # A versioned q35 the domain names already is kept; the alias is
+    # replaced by what the plan chose.
     machine = os_type.get('machine')
     if machine is None or machine == gp.MACHINE_Q35:
         os_type.set('machine', plan.machine_type)
-    elif not hardware.is_q35(machine):
-        raise exception.SevMachineTypeNotSupported(
-            source="the domain's <os><type machine>", machine_type=machine)
     if os_type.get('arch') is None:
         os_type.set('arch', gp.ARCH)
 
@@ -270,7 +252,7 @@ def _set_firmware(root: etree._Element, plan: gp.GuestPlan) -> None:
     os_node.insert(index + 1, nvram)
 
 
-def _set_features(root: etree._Element) -> None:
+def _set_acpi_without_vmcoreinfo(root: etree._Element) -> None:
     features = root.find('features')
     if features is None:
         features = etree.Element('features')
@@ -301,14 +283,13 @@ def _set_memory(root: etree._Element, plan: gp.GuestPlan) -> None:
         limit = etree.Element('hard_limit', unit='KiB')
         limit.text = str(plan.hard_limit_kib)
         memtune.insert(0, limit)
-    if plan.lock_memory:
-        backing = root.find('memoryBacking')
-        if backing is None:
-            backing = etree.Element('memoryBacking')
-            (root.find('memtune') if root.find('memtune') is not None
-             else anchor).addnext(backing)
-        if backing.find('locked') is None:
-            etree.SubElement(backing, 'locked')
+    backing = root.find('memoryBacking')
+    if backing is None:
+        backing = etree.Element('memoryBacking')
+        (root.find('memtune') if root.find('memtune') is not None
+         else anchor).addnext(backing)
+    if backing.find('locked') is None:
+        etree.SubElement(backing, 'locked')
 
 
 def _disk_names(n: int) -> str:
@@ -373,8 +354,6 @@ def _set_buses(devices: etree._Element, plan: gp.GuestPlan) -> None:
         elif (device == 'disk' and plan.disk_bus
               and bus in (gp.BUS_VIRTIO, gp.BUS_IDE)):
             _move_disk(disk, plan.disk_bus, used)
-    for disk in devices.findall('disk'):
-        _refuse_ide(disk, 'the domain')
     for ctrl in devices.findall('controller'):
         if ctrl.get('type') == gp.BUS_IDE:
             devices.remove(ctrl)
@@ -420,63 +399,34 @@ def _set_launch_security(root: etree._Element, plan: gp.GuestPlan) -> None:
 def apply_guest_plan(domain_xml: str, plan: gp.GuestPlan) -> str:
     """The SEV form of ``domain_xml`` as ``plan`` decided it.
 
-    Refuses (SevGuestRefused subclasses) a domain that is not KVM x86_64,
-    whose machine type is not q35, that has host devices, or that keeps an
-    IDE disk; InvalidLibvirtXML when it is not a domain.
+    InvalidLibvirtXML when it is not a domain; nothing else is refused.
     """
-    return _apply(_parse_domain(domain_xml), plan)
+    root = parse_domain(domain_xml)
+    write_guest_plan(root, plan)
+    etree.indent(root, space='  ')
+    return etree.tostring(root, encoding='unicode') + '\n'
 
 
-def _apply(root: etree._Element, plan: gp.GuestPlan) -> str:
-    _check_domain(root)
+def write_guest_plan(root: etree._Element, plan: gp.GuestPlan
+                     ) -> etree._Element:
+    """Write ``plan`` into the domain element ``root``, in place.
+
+    InvalidLibvirtXML when the domain has no ``<memory>``.
+    """
+    if root.find('memory') is None:
+        raise exception.InvalidLibvirtXML(what='domain',
+                                          reason='no <memory> element')
     devices = root.find('devices')
     if devices is None:
         devices = etree.SubElement(root, 'devices')
     _set_machine(root, plan)
     _set_firmware(root, plan)
-    _set_features(root)
-    if root.find('memory') is None:
-        raise exception.InvalidLibvirtXML(what='domain',
-                                          reason='no <memory> element')
+    _set_acpi_without_vmcoreinfo(root)
     _set_memory(root, plan)
     _set_buses(devices, plan)
     _set_virtio_serial(devices)
-    if plan.iommu:
-        for dev in devices:
-            if isinstance(dev.tag, str) and _is_virtio(dev):
-                _set_iommu(dev)
+    for dev in devices:
+        if isinstance(dev.tag, str) and _is_virtio(dev):
+            _set_iommu(dev)
     _set_launch_security(root, plan)
-    etree.indent(root, space='  ')
-    return etree.tostring(root, encoding='unicode') + '\n'
-
-
-def design_sev_domain(
-        domain_xml: str,
-        extra_specs: collections.abc.Mapping[str, str],
-        image_props: collections.abc.Mapping[str, typing.Any],
-        caps: host.SevHostCapabilities,
-        options: gp.SevGuestOptions,
-        firmware: (collections.abc.Sequence[fw.FirmwareDescriptor] |
-                   None) = None,
-        conf_machine_types: list[str] | None = None,
-) -> tuple[str, gp.GuestPlan | None]:
-    """The whole way from a request to a domain: the SEV mode, the guest
-    facts (from the request and the domain), the plan, the applied domain.
-
-    Returns ``domain_xml`` unchanged and None when SEV is not requested;
-    else the SEV domain and its plan. Raises what the steps raise:
-    SevGuestRefused subclasses, InvalidLibvirtXML.
-    """
-    root = _parse_domain(domain_xml)
-    facts = _domain_facts(root)
-    mode = hardware.get_sev_mode(extra_specs, image_props)
-    if mode is hardware.SevMode.NONE:
-        return domain_xml, None
-    guest = gp.guest_facts(extra_specs, image_props, facts.ram_mb,
-                           facts.video_mb, conf_machine_types,
-                           facts.host_devices)
-    if facts.huge_pages and not guest.huge_pages:
-        guest = dataclasses.replace(guest, huge_pages=True)
-    plan = gp.make_guest_plan(mode, caps, guest, options, firmware)
-    # _domain_facts only read the tree: apply the plan to it in place.
-    return _apply(root, plan), plan
+    return root

@@ -2,10 +2,67 @@
 
 ``SevLibvirtDriver`` is Nova's ``LibvirtDriver`` plus thin overrides that
 hand over to the pure code of nova-sev: detection (``host.SevHost``), the
-traits (``traits.sev_trait_changes``), the request (``hardware``), the plan
-(``guest_plan``), the domain (``designer``), the host limits (``admission``)
-and the lifecycle guards (``lifecycle``). Each override calls ``super()``;
-no copy of Nova's logic lives here.
+traits (``traits.sev_trait_changes``), the plan (``guest_plan.plan_guest``,
+the composition ``nova-sev guest-xml`` uses too), the domain
+(``designer``), the host limits (``admission``) and the lifecycle guards
+(``lifecycle``). Each override calls ``super()``; no copy of Nova's logic
+lives here.
+
+The data path of an operation that builds a guest (spawn, hard reboot,
+finish_migration, rescue): the operation's first hook makes the guest's
+``GuestPlan`` once, from the sources Nova itself uses (the flavor, the
+image properties, ``[libvirt]hw_machine_type`` and ``virt_type``, the
+ports). That plan is checked against the host's limits (a new guest), its
+machine type, firmware type and buses are handed to Nova as image
+properties (so that Nova itself builds a q35, UEFI, virtio-scsi guest and
+names its disks for it), and it is written into the domain where Nova
+builds it (``_get_guest_config``). Nothing after the plan asks the flavor,
+the image or libvirt again.
+
+Where the plan is written, and why: on the element tree that Nova's
+``LibvirtConfigGuest`` formats, by ``designer.write_guest_plan``, before
+Nova serialises it (``SevGuestConfig``). Nova's config objects are not
+used for the SEV parts because (1) ``guest-xml`` has only XML, and one
+writer for both keeps the driver and the CLI from drifting apart (a test
+compares them); (2) Nova 34's ``LibvirtConfigGuestSEVLaunchSecurity`` has
+no cbitpos/reducedPhysBits and its device objects no ``iommu``, so those
+would go on XML anyway; (3) the tree is written before serialisation, so
+nothing is parsed again (``tools/bench_guest.py``).
+
+The Nova methods overridden, public or private in Nova, and why:
+
+=====================================  =======  ===========================
+``update_provider_tree``               public   SEV traits on the root
+``_handle_conn_event``                 private  libvirt reconnected: detect
+                                                again
+``default_root_device_name``           public   a boot's first hook: plan,
+                                                so Nova names disks for
+                                                the plan's buses
+``spawn``                              public   admission, the plan for
+                                                boot, rebuild, unshelve
+``_hard_reboot``                       private  the plan for a hard reboot
+                                                (Nova has no public hook
+                                                between reboot and XML)
+``finish_migration``                   public   the plan for cold
+                                                migration and resize
+``rescue``                             public   the plan for rescue
+``_get_guest_config``                  private  where Nova builds the guest:
+                                                the plan is written there
+``attach_volume``                      public   refuse an IDE volume
+``_check_discard_for_attach_volume``   private  the one point of
+                                                attach_volume with the
+                                                volume's config object and
+                                                the instance: ``iommu``
+``attach_interface``                   public   refuse passthrough ports
+``check_can_live_migrate_destination`` public   refuse live migration
+``check_can_live_migrate_source``      public   refuse live migration
+``suspend``                            public   refuse suspend
+``LibvirtGenericVIFDriver.get_config`` public   ``iommu`` on a hot-plugged
+                                                interface
+=====================================  =======  ===========================
+
+``test_driver.NovaPrivateMethodsTestCase`` pins each private one, so that
+a Nova that renames one fails loudly.
 
 Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``. The
 wheel ships ``nova/virt/sev_libvirt.py``, which imports this driver, so the
@@ -71,28 +128,21 @@ def register() -> str:
 
 def image_properties(image_meta: 'objects.ImageMeta') -> dict[str, Any]:
     """The image's properties under their Glance names, as the pure code
-    reads them.
+    reads them: those of ``hardware.IMAGE_PROPERTIES`` that are set (the
+    only ones it reads; asking all of Nova's fields costs more than the
+    whole plan).
     """
     props = image_meta.properties
-    return {name: props.get(name) for name in props.fields
+    return {name: getattr(props, name) for name in hardware.IMAGE_PROPERTIES
             if props.obj_attr_is_set(name)}
 
 
 def image_defaults(plan: guest_plan.GuestPlan,
                    image_props: dict[str, Any]) -> dict[str, str]:
     """The image properties an SEV guest gets where its image left them
-    open, so that Nova itself builds a q35, UEFI, virtio-scsi guest and
-    records that choice for reboots and moves.
+    open (``guest_plan.image_choices``).
     """
-    wanted = {'hw_machine_type': plan.machine_type,
-              'hw_firmware_type': 'uefi'}
-    if plan.disk_bus:
-        wanted['hw_disk_bus'] = plan.disk_bus
-        if plan.disk_bus == guest_plan.DISK_BUS_SCSI:
-            wanted['hw_scsi_model'] = 'virtio-scsi'
-    if plan.cdrom_bus:
-        wanted['hw_cdrom_bus'] = plan.cdrom_bus
-    return {k: v for k, v in wanted.items() if image_props.get(k) is None}
+    return guest_plan.image_choices(plan, image_props)
 
 
 def passthrough_vifs(network_info: Any) -> tuple[str, ...]:
@@ -104,14 +154,15 @@ def passthrough_vifs(network_info: Any) -> tuple[str, ...]:
 
 
 def with_iommu(conf: Any) -> Any:
-    """Make a Nova device config object format with ``iommu='on'``
-    (``designer.enable_iommu``) wherever Nova hands it to libvirt.
+    """Make a Nova device config object format with ``iommu='on'`` when it
+    is virtio (``designer.set_device_iommu``): Nova's device objects have
+    no such attribute. Only writes, never refuses: the refusals of
+    hot-plugged devices come before Nova builds them.
     """
     format_dom = conf.format_dom
 
     def _format_dom():
-        xml = etree.tostring(format_dom(), encoding='unicode')
-        return etree.fromstring(designer.enable_iommu(xml))
+        return designer.set_device_iommu(format_dom())
 
     conf.format_dom = _format_dom
     return conf
@@ -133,6 +184,31 @@ def record_refusal(context, instance, event: str, error: Exception) -> None:
     except nova_exception.InstanceActionNotFound:
         LOG.debug('No instance action to record %s on', event,
                   instance=instance)
+
+
+class SevGuestConfig:
+    """Nova's ``LibvirtConfigGuest`` of an SEV guest, formatted with its
+    plan written in (``designer.write_guest_plan``); every other attribute
+    is Nova's object's.
+    """
+
+    def __init__(self, guest: Any, plan: guest_plan.GuestPlan) -> None:
+        self.__dict__['_guest'] = guest
+        self.__dict__['sev_plan'] = plan
+
+    def __getattr__(self, name):
+        return getattr(self._guest, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._guest, name, value)
+
+    def format_dom(self) -> etree._Element:
+        return designer.write_guest_plan(self._guest.format_dom(),
+                                         self.sev_plan)
+
+    def to_xml(self, pretty_print: bool = True) -> str:
+        return etree.tostring(self.format_dom(), encoding='unicode',
+                              pretty_print=pretty_print)
 
 
 def as_nova_exception(e: exception.NovaSevException,
@@ -159,12 +235,20 @@ def sev_mode(flavor: 'objects.Flavor',
 
 
 class SevVIFDriver(libvirt_vif.LibvirtGenericVIFDriver):
-    """Nova's VIF driver, giving the interfaces of SEV guests ``iommu``."""
+    """Nova's VIF driver, giving interfaces hot-plugged into SEV guests
+    ``iommu``. While an operation builds the guest (``plans`` holds its
+    plan) the whole domain gets it from the plan instead.
+    """
+
+    def __init__(self, host, plans: dict) -> None:
+        super().__init__(host)
+        self._sev_plans = plans
 
     def get_config(self, instance, vif, image_meta, flavor, virt_type):
         conf = super().get_config(instance, vif, image_meta, flavor,
                                   virt_type)
-        if sev_mode(flavor, image_meta) is not SevMode.NONE:
+        if (instance.uuid not in self._sev_plans and
+                sev_mode(flavor, image_meta) is not SevMode.NONE):
             with_iommu(conf)
         return conf
 
@@ -174,7 +258,14 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
-        self.vif_driver = SevVIFDriver(self._host)
+        # instance uuid -> (image_meta, GuestPlan or None) of the operation
+        # under way that builds that guest ...
+        self._sev_plans: dict[str, tuple[Any, Any]] = {}
+        # ... and of a boot whose default_root_device_name planned it,
+        # until its spawn takes the plan over (a boot that fails before
+        # spawn leaves an entry no other operation uses).
+        self._sev_pending: dict[str, tuple[Any, Any]] = {}
+        self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
         # SEV guests admitted here whose builds may not have ended:
         # uuid -> pinned MiB (admission.guests_holding_slots). The lock makes
@@ -216,21 +307,25 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     # -- the guest -------------------------------------------------------
 
-    def _sev_plan(self, instance, image_meta, mode: SevMode,
-                  host_devices: tuple[str, ...] = (), video_mb: int = 0
-                  ) -> guest_plan.GuestPlan:
-        """The guest plan of an SEV instance, or the Nova exception that
-        aborts its build with the reason.
+    def _sev_make_plan(self, instance, image_meta, network_info=None,
+                       rescue=False) -> guest_plan.GuestPlan | None:
+        """The guest plan of ``instance`` (None without SEV), or the Nova
+        exception that aborts its build with the reason. A rescue keeps
+        the SEV that the instance's own request asked for.
         """
+        specs = instance.flavor.extra_specs
         props = image_properties(image_meta)
-        facts = guest_plan.guest_facts(
-            instance.flavor.extra_specs, props, instance.flavor.memory_mb,
-            video_mb=video_mb,
-            conf_machine_types=CONF.libvirt.hw_machine_type,
-            host_devices=host_devices)
+        if rescue and sev_mode(instance.flavor, image_meta) is SevMode.NONE:
+            # The rescue image need not ask for SEV: the instance's own
+            # request still holds for the guest that runs its disks.
+            props = dict(image_properties(instance.image_meta), **props)
         try:
-            return guest_plan.make_guest_plan(
-                mode, self.sev_capabilities, facts, self._sev_options)
+            return guest_plan.plan_guest(
+                specs, props, self.sev_capabilities, self._sev_options,
+                ram_mb=instance.flavor.memory_mb,
+                conf_machine_types=CONF.libvirt.hw_machine_type,
+                virt_type=CONF.libvirt.virt_type,
+                host_devices=passthrough_vifs(network_info))
         except exception.SevGuestRefused as e:
             # Aborted, not rescheduled, even where the reason is this host's
             # (its SEV state changed since placement saw its traits): once
@@ -241,25 +336,36 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                         instance=instance)
             raise as_nova_exception(e)
 
-    def _sev_prepare(self, context, instance, image_meta, network_info,
-                     new_guest: bool) -> SevMode:
-        """Interpret the request before Nova decides machine type, firmware
-        and disk buses: refuse what cannot be, check the host's limits for a
-        new guest, and fill in the image properties left open (in
-        ``image_meta`` and in the instance's recorded image properties).
+    def _sev_begin(self, instance, image_meta, network_info=None,
+                   rescue=False, record=True, pending=False):
+        """Start an operation that builds ``instance``'s guest: its plan
+        (the one a boot's ``default_root_device_name`` made for this
+        ``image_meta``, or a new one), handed to Nova as image properties
+        (recorded in the instance too unless ``record`` is False). The
+        plan stays for the operation until ``_sev_end``; a ``pending``
+        one waits for the boot's spawn.
         """
-        mode = sev_mode(instance.flavor, image_meta)
-        if mode is SevMode.NONE:
-            return mode
-        plan = self._sev_plan(instance, image_meta, mode,
-                              passthrough_vifs(network_info))
-        if new_guest:
-            self._sev_admit(context, instance, plan)
-        for key, value in image_defaults(
-                plan, image_properties(image_meta)).items():
-            setattr(image_meta.properties, key, value)
-            instance.system_metadata['image_' + key] = value
-        return mode
+        made = self._sev_pending.pop(instance.uuid, None)
+        if made is not None and made[0] is image_meta:
+            plan = made[1]
+        else:
+            plan = self._sev_make_plan(instance, image_meta, network_info,
+                                       rescue)
+        plans = self._sev_pending if pending else self._sev_plans
+        plans[instance.uuid] = (image_meta, plan)
+        if plan is not None:
+            props = image_meta.properties
+            for key, value in guest_plan.image_choices(plan, {}).items():
+                if props.obj_attr_is_set(key) and \
+                        getattr(props, key) is not None:
+                    continue
+                setattr(props, key, value)
+                if record:
+                    instance.system_metadata['image_' + key] = value
+        return plan
+
+    def _sev_end(self, instance) -> None:
+        self._sev_plans.pop(instance.uuid, None)
 
     def _sev_admit(self, context, instance, plan) -> None:
         """Refuse a new SEV guest beyond this host's ASID slots or pinned
@@ -315,12 +421,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                                        firmware_mb)
 
     def default_root_device_name(self, instance, image_meta, root_bdm):
-        # Nova names (and so places) the disks before spawn: the SEV buses
-        # must be chosen first. A refusal waits for spawn, where it
-        # reschedules or aborts the build with its reason.
+        # A boot's first hook: Nova names (and so places) the disks before
+        # spawn, so the plan's buses must be Nova's first. The plan is kept
+        # for spawn; a refusal waits for spawn, where it reschedules or
+        # aborts the build with its reason.
         try:
-            self._sev_prepare(None, instance, image_meta, None,
-                              new_guest=False)
+            self._sev_begin(instance, image_meta, pending=True)
         except nova_exception.NovaException as e:
             LOG.debug('SEV request left for spawn to refuse: %s', e,
                       instance=instance)
@@ -330,9 +436,11 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
-        self._sev_prepare(context, instance, image_meta, network_info,
-                          new_guest=True)
         try:
+            plan = self._sev_begin(instance, image_meta, network_info)
+            if plan is not None:
+                self._sev_refuse_ports(instance, network_info)
+                self._sev_admit(context, instance, plan)
             super().spawn(context, instance, image_meta, injected_files,
                           admin_password, allocations,
                           network_info=network_info,
@@ -341,57 +449,98 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._sev_release(instance)
+        finally:
+            self._sev_end(instance)
+
+    def _sev_refuse_ports(self, instance, network_info) -> None:
+        """The ports are known at spawn: a plan made before them (by
+        ``default_root_device_name``) has its device rule applied to them
+        here.
+        """
+        try:
+            guest_plan.refuse_host_devices(passthrough_vifs(network_info),
+                                           'the ports of the request')
+        except exception.SevGuestRefused as e:
+            LOG.warning('Refusing SEV guest: %s', e.message,
+                        instance=instance)
+            raise as_nova_exception(e)
 
     def _hard_reboot(self, context, instance, network_info, share_info,
                      block_device_info=None, accel_info=None):
         # Nova reads instance.image_meta afresh from the recorded image
-        # properties, which _sev_prepare fills in.
-        self._sev_prepare(context, instance, instance.image_meta,
-                          network_info, new_guest=False)
-        return super()._hard_reboot(
-            context, instance, network_info, share_info,
-            block_device_info=block_device_info, accel_info=accel_info)
+        # properties, which the plan fills in.
+        try:
+            self._sev_begin(instance, instance.image_meta, network_info)
+            return super()._hard_reboot(
+                context, instance, network_info, share_info,
+                block_device_info=block_device_info, accel_info=accel_info)
+        finally:
+            self._sev_end(instance)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None,
                          power_on=True, share_info=None):
-        self._sev_prepare(context, instance, image_meta, network_info,
-                          new_guest=False)
-        return super().finish_migration(
-            context, migration, instance, disk_info, network_info,
-            image_meta, resize_instance, allocations,
-            block_device_info=block_device_info, power_on=power_on,
-            share_info=share_info)
-
-    def _get_guest_xml(self, context, instance, network_info, disk_info,
-                       image_meta, rescue=None, block_device_info=None,
-                       mdevs=None, accel_info=None, share_info=None,
-                       old_guest=None):
-        xml = super()._get_guest_xml(
-            context, instance, network_info, disk_info, image_meta,
-            rescue=rescue, block_device_info=block_device_info, mdevs=mdevs,
-            accel_info=accel_info, share_info=share_info,
-            old_guest=old_guest)
-        mode = sev_mode(instance.flavor, image_meta)
-        if mode is SevMode.NONE and rescue:
-            # A rescue image need not ask for SEV: the instance's own
-            # request still holds for the guest that runs its disks.
-            mode = sev_mode(instance.flavor, instance.image_meta)
-        if mode is SevMode.NONE:
-            return xml
-        # Fail closed: an SEV guest is never defined without the plan. The
-        # domain Nova built says what the request alone does not: the
-        # video device's memory (pinned too) and any host devices.
         try:
-            facts = designer.domain_facts(xml)
-            plan = self._sev_plan(instance, image_meta, mode,
-                                  facts.host_devices, facts.video_mb)
-            return designer.apply_guest_plan(xml, plan)
-        except exception.SevGuestRefused as e:
-            raise as_nova_exception(e)
+            self._sev_begin(instance, image_meta, network_info)
+            return super().finish_migration(
+                context, migration, instance, disk_info, network_info,
+                image_meta, resize_instance, allocations,
+                block_device_info=block_device_info, power_on=power_on,
+                share_info=share_info)
+        finally:
+            self._sev_end(instance)
+
+    def rescue(self, context, instance, network_info, image_meta,
+               rescue_password, block_device_info, share_info):
+        # The rescue image's properties take the plan's choices for this
+        # rescue only: the instance's recorded ones stay its own.
+        try:
+            self._sev_begin(instance, image_meta, network_info, rescue=True,
+                            record=False)
+            return super().rescue(context, instance, network_info,
+                                  image_meta, rescue_password,
+                                  block_device_info, share_info)
+        finally:
+            self._sev_end(instance)
+
+    def _get_guest_config(self, instance, network_info, image_meta,
+                          disk_info, rescue=None, block_device_info=None,
+                          context=None, mdevs=None, accel_info=None,
+                          share_info=None, old_guest=None):
+        guest = super()._get_guest_config(
+            instance, network_info, image_meta, disk_info, rescue=rescue,
+            block_device_info=block_device_info, context=context,
+            mdevs=mdevs, accel_info=accel_info, share_info=share_info,
+            old_guest=old_guest)
+        made = self._sev_plans.get(instance.uuid)
+        if made is not None:
+            plan = made[1]
+        else:
+            # A guest built outside the operations above (a revert of a
+            # resize, a domain Nova rebuilds): fail closed all the same,
+            # with a plan of its own.
+            plan = self._sev_make_plan(instance, image_meta, network_info,
+                                       rescue=bool(rescue))
+        if plan is None:
+            return guest
+        return SevGuestConfig(guest, plan)
 
     # -- hot-plug ----------------------------------------------------------
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None, device_type=None, encryption=None):
+        if sev_mode(instance.flavor, instance.image_meta) is not SevMode.NONE:
+            try:
+                guest_plan.check_attached_disk(
+                    disk_bus, mountpoint.rpartition('/')[2])
+            except exception.SevGuestRefused as e:
+                LOG.warning('%s', e.message, instance=instance)
+                raise as_nova_exception(e)
+        return super().attach_volume(
+            context, connection_info, instance, mountpoint,
+            disk_bus=disk_bus, device_type=device_type,
+            encryption=encryption)
 
     def _check_discard_for_attach_volume(self, conf, instance):
         super()._check_discard_for_attach_volume(conf, instance)

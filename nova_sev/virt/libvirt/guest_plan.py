@@ -1,12 +1,21 @@
 """The SEV guest plan: every decision about an SEV guest's domain, made once
 (spec: "Proposed change", third bullet, and "Limitations"; design.md §3).
 
-``make_guest_plan`` takes what the flavor and image asked (``SevMode`` and
-``GuestFacts``), what the host can do (``SevHostCapabilities``), the QEMU
-firmware descriptors and the ``[sev]`` options (``SevGuestOptions``), and
-returns a ``GuestPlan`` or raises one specific ``SevGuestRefused``. It is
-pure: no libvirt, no Nova, no CONF. ``designer.apply_guest_plan`` then
-writes the plan into a libvirt domain; neither step reaches back.
+``plan_guest`` is the one composition the Nova driver and ``nova-sev
+guest-xml`` share: the request (flavor extra specs, image properties,
+``[libvirt]`` choices and, for ``guest-xml``, the base domain's
+``DomainFacts``) and the host facts (``SevHostCapabilities``, firmware
+descriptors, ``[sev]`` options as ``SevGuestOptions``) go in, one
+``GuestPlan`` comes out, or one specific ``SevGuestRefused``.
+``make_guest_plan`` is its decision step on gathered ``GuestFacts``.
+
+Every refusal of an SEV guest is decided here or in the request rules of
+``nova_sev.virt.hardware``; the writers (``designer``, the driver) never
+refuse. Pure: no libvirt, no Nova, no CONF.
+
+A new mode (SEV-SNP, say) is a new ``SevMode`` value: its policy in
+``guest_policy``, its firmware features in ``_FIRMWARE_FEATURES`` and
+whatever the domain gets differently as a field of ``GuestPlan``.
 """
 
 import collections.abc
@@ -43,6 +52,13 @@ DISK_BUS_SCSI = 'scsi'
 CDROM_BUS_SATA = 'sata'
 BUS_IDE = 'ide'
 BUS_VIRTIO = 'virtio'
+VIRT_TYPE_KVM = 'kvm'
+
+# The firmware features each mode needs (QEMU's docs/interop/firmware.json).
+_FIRMWARE_FEATURES = {
+    SevMode.SEV: (fw.FEATURE_AMD_SEV,),
+    SevMode.SEV_ES: (fw.FEATURE_AMD_SEV, fw.FEATURE_AMD_SEV_ES),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,47 +86,104 @@ def options_from_conf(conf: Any) -> SevGuestOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class DomainFacts:
+    """What a base domain (``virsh dumpxml``, say) says about the guest
+    that its plan must know; read by ``designer.domain_facts``.
+
+    ``ide_disks`` holds (``device``, target ``dev``) of each disk on IDE.
+    """
+
+    ram_mb: int
+    video_mb: int
+    huge_pages: bool
+    machine_type: str | None
+    host_devices: tuple[str, ...]
+    virt_type: str | None = None
+    arch: str | None = None
+    ide_disks: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class GuestFacts:
     """What the guest is and asks for, beyond its SEV mode.
 
-    ``*_request`` fields say what the image, flavor or configuration asked
-    for and where; None when nothing did. ``host_devices`` describes PCI or
-    mediated devices already in the guest's domain.
+    ``*_request`` fields say what the image, flavor, configuration or base
+    domain asked for and where; None when nothing did. ``host_devices``
+    describes PCI, mediated or passthrough devices the guest would have;
+    ``ide_disks`` the base domain's IDE disks as in ``DomainFacts``.
     """
 
     ram_mb: int
     video_mb: int = 0
     machine_type_request: hardware.Request | None = None
+    domain_machine_request: hardware.Request | None = None
     disk_bus_request: hardware.Request | None = None
     cdrom_bus_request: hardware.Request | None = None
+    virt_type_request: hardware.Request | None = None
+    arch_request: hardware.Request | None = None
     huge_pages: bool = False
     pci_passthrough_request: hardware.Request | None = None
     vgpu_request: hardware.Request | None = None
     host_devices: tuple[str, ...] = ()
+    ide_disks: tuple[tuple[str, str], ...] = ()
     requested_by: str = ''
+
+
+DOMAIN_MACHINE = "the domain's <os><type machine>"
+DOMAIN_TYPE = "the domain's type"
+DOMAIN_ARCH = "the domain's <os><type arch>"
+CONF_VIRT_TYPE = '[libvirt]virt_type'
+
+
+def _request(value: str | None, source: str) -> hardware.Request | None:
+    return hardware.Request(value, source) if value else None
 
 
 def guest_facts(extra_specs: collections.abc.Mapping[str, str],
                 image_props: collections.abc.Mapping[str, Any],
                 ram_mb: int, video_mb: int = 0,
                 conf_machine_types: list[str] | None = None,
-                host_devices: tuple[str, ...] = ()) -> GuestFacts:
+                host_devices: tuple[str, ...] = (),
+                virt_type: str | None = None,
+                domain: DomainFacts | None = None) -> GuestFacts:
     """Gather the guest facts from a flavor's extra specs and an image's
     properties (with ``[libvirt]hw_machine_type`` as
-    ``conf_machine_types``).
+    ``conf_machine_types`` and ``[libvirt]virt_type`` as ``virt_type``).
+
+    With a base ``domain`` (``guest-xml``), its RAM, video memory, huge
+    pages, machine type, domain type, architecture, host devices and IDE
+    disks count as well: the guest is that domain.
     """
+    video_mb = max(video_mb, hardware.requested_video_ram_mb(image_props))
+    huge_pages = hardware.uses_huge_pages(extra_specs, image_props)
+    arch = hardware.requested_architecture(image_props)
+    virt = _request(virt_type, CONF_VIRT_TYPE)
+    machine = ide_disks = None
+    if domain is not None:
+        ram_mb = domain.ram_mb
+        video_mb = max(video_mb, domain.video_mb)
+        huge_pages = huge_pages or domain.huge_pages
+        host_devices = tuple(host_devices) + domain.host_devices
+        machine = _request(domain.machine_type, DOMAIN_MACHINE)
+        virt = _request(domain.virt_type, DOMAIN_TYPE) or virt
+        arch = _request(domain.arch, DOMAIN_ARCH) or arch
+        ide_disks = domain.ide_disks
     return GuestFacts(
         ram_mb=ram_mb,
-        video_mb=max(video_mb, hardware.requested_video_ram_mb(image_props)),
+        video_mb=video_mb,
         machine_type_request=hardware.requested_machine_type(
             image_props, conf_machine_types, ARCH),
+        domain_machine_request=machine,
         disk_bus_request=hardware.requested_disk_bus(image_props),
         cdrom_bus_request=hardware.requested_cdrom_bus(image_props),
-        huge_pages=hardware.uses_huge_pages(extra_specs, image_props),
+        virt_type_request=virt,
+        arch_request=arch,
+        huge_pages=huge_pages,
         pci_passthrough_request=hardware.requested_pci_passthrough(
             extra_specs),
         vgpu_request=hardware.requested_vgpus(extra_specs),
         host_devices=tuple(host_devices),
+        ide_disks=ide_disks or (),
         requested_by=hardware.sev_requested_by(extra_specs, image_props))
 
 
@@ -123,7 +196,8 @@ class GuestPlan:
     bus open (virtio-blk and IDE disks move to virtio-scsi), None to keep
     the image's choice; ``cdrom_bus`` likewise ``sata`` or None.
     ``hard_limit_kib`` is None for guests on huge pages, which are pinned
-    already; their memory is locked all the same.
+    already; their memory is locked all the same. Every virtio device gets
+    ``iommu='on'``.
     """
 
     mode: SevMode
@@ -138,8 +212,6 @@ class GuestPlan:
     hard_limit_kib: int | None
     disk_bus: str | None
     cdrom_bus: str | None
-    lock_memory: bool = True
-    iommu: bool = True
 
 
 def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
@@ -190,14 +262,28 @@ def _check_host(mode: SevMode, caps: host.SevHostCapabilities,
             reasons='; '.join(caps.sev_es_reasons) or 'unknown')
 
 
+def _check_virt(facts: GuestFacts) -> None:
+    virt = facts.virt_type_request
+    if virt is not None and virt.value != VIRT_TYPE_KVM:
+        raise exception.SevGuestRefused(
+            reason="%s is %r: SEV needs KVM; set [libvirt]virt_type=kvm"
+            % (virt.source, virt.value))
+    arch = facts.arch_request
+    if arch is not None and arch.value != ARCH:
+        raise exception.SevGuestRefused(
+            reason='%s is %s: SEV guests are x86_64 (set '
+            'hw_architecture=x86_64 or remove it)' % (arch.source,
+                                                      arch.value))
+
+
 def _machine_type(facts: GuestFacts) -> str:
+    for request in (facts.machine_type_request,
+                    facts.domain_machine_request):
+        if request is not None and not hardware.is_q35(request.value):
+            raise exception.SevMachineTypeNotSupported(
+                source=request.source, machine_type=request.value)
     request = facts.machine_type_request
-    if request is None:
-        return MACHINE_Q35
-    if not hardware.is_q35(request.value):
-        raise exception.SevMachineTypeNotSupported(
-            source=request.source, machine_type=request.value)
-    return request.value
+    return request.value if request is not None else MACHINE_Q35
 
 
 def refuse_host_devices(devices: tuple[str, ...], source: str) -> None:
@@ -219,6 +305,31 @@ def _check_devices(facts: GuestFacts) -> None:
                              facts.vgpu_request.value,),
                             facts.vgpu_request.source)
     refuse_host_devices(facts.host_devices, 'the domain <hostdev>')
+
+
+def check_attached_disk(bus: str | None, dev: str | None) -> None:
+    """Refuse a disk attached to a running SEV guest on IDE: q35 has no
+    IDE controller.
+    """
+    if bus == BUS_IDE:
+        raise exception.SevDiskBusNotSupported(
+            bus=BUS_IDE, source='the attached <disk> %s' % dev,
+            reason='the q35 machine type has no IDE controller',
+            fix="put it on sata, scsi or virtio (the volume's disk_bus)")
+
+
+def _check_ide_disks(facts: GuestFacts, disk_bus: str | None,
+                     cdrom_bus: str | None) -> None:
+    """Refuse the base domain's IDE disks that the plan does not move."""
+    for device, dev in facts.ide_disks:
+        moved = cdrom_bus if device == 'cdrom' else (
+            disk_bus if device == 'disk' else None)
+        if moved is None:
+            raise exception.SevDiskBusNotSupported(
+                bus=BUS_IDE, source='the domain <disk> %s' % dev,
+                reason='the q35 machine type has no IDE controller',
+                fix='put it on sata, scsi or virtio (hw_disk_bus, '
+                'hw_cdrom_bus or the volume\'s disk_bus)')
 
 
 def _refuse_ide(request: hardware.Request, key: str,
@@ -256,9 +367,7 @@ def _cdrom_bus(facts: GuestFacts) -> str | None:
 def _firmware(mode: SevMode, machine_type: str,
               descriptors: collections.abc.Sequence[fw.FirmwareDescriptor],
               options: SevGuestOptions) -> fw.FirmwareDescriptor:
-    required: tuple[str, ...] = (fw.FEATURE_AMD_SEV,)
-    if mode is SevMode.SEV_ES:
-        required += (fw.FEATURE_AMD_SEV_ES,)
+    required = _FIRMWARE_FEATURES[mode]
     machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
                else machine_type)
     selected = fw.select_firmware(list(descriptors), ARCH, machine, required)
@@ -282,17 +391,19 @@ def make_guest_plan(
     nothing. ``firmware`` defaults to the descriptors detection found
     (``caps.firmware``). Raises a ``SevGuestRefused`` subclass: host not
     SEV capable, SEV-ES not usable, bad ``[sev]policy``, machine type not
-    q35, PCI/mediated devices, IDE or refused virtio-blk bus, no firmware
-    with the needed feature.
+    q35, not KVM x86_64, PCI/mediated devices, IDE or refused virtio-blk
+    bus, no firmware with the needed feature.
     """
     if mode is SevMode.NONE:
         return None
     _check_host(mode, caps, facts.requested_by)
     policy = guest_policy(mode, options)
+    _check_virt(facts)
     machine_type = _machine_type(facts)
     _check_devices(facts)
     disk_bus = _disk_bus(facts, options)
     cdrom_bus = _cdrom_bus(facts)
+    _check_ide_disks(facts, disk_bus, cdrom_bus)
     if firmware is None:
         firmware = caps.firmware or ()
     descriptor = _firmware(mode, machine_type, firmware, options)
@@ -316,3 +427,45 @@ def make_guest_plan(
         hard_limit_kib=hard_limit,
         disk_bus=disk_bus,
         cdrom_bus=cdrom_bus)
+
+
+def plan_guest(
+        extra_specs: collections.abc.Mapping[str, str],
+        image_props: collections.abc.Mapping[str, Any],
+        caps: host.SevHostCapabilities, options: SevGuestOptions, *,
+        ram_mb: int = 0, conf_machine_types: list[str] | None = None,
+        virt_type: str | None = None, host_devices: tuple[str, ...] = (),
+        domain: DomainFacts | None = None,
+        firmware: collections.abc.Sequence[fw.FirmwareDescriptor] | None = None
+) -> GuestPlan | None:
+    """The one way from a request and host facts to a ``GuestPlan``: the
+    SEV mode of ``extra_specs`` and ``image_props``, the guest facts
+    (``guest_facts``), the plan (``make_guest_plan``). None when SEV is
+    not requested. Raises SevGuestRefused subclasses.
+    """
+    mode = hardware.get_sev_mode(extra_specs, image_props)
+    if mode is SevMode.NONE:
+        return None
+    facts = guest_facts(extra_specs, image_props, ram_mb,
+                        conf_machine_types=conf_machine_types,
+                        host_devices=host_devices, virt_type=virt_type,
+                        domain=domain)
+    return make_guest_plan(mode, caps, facts, options, firmware)
+
+
+def image_choices(plan: GuestPlan,
+                  image_props: collections.abc.Mapping[str, Any]
+                  ) -> dict[str, str]:
+    """The image properties that hand the plan's machine type, firmware
+    and buses to Nova where the image left them open, so that Nova itself
+    builds a q35, UEFI, virtio-scsi guest (and names its disks for it).
+    """
+    wanted = {hardware.IMAGE_MACHINE_TYPE: plan.machine_type,
+              hardware.IMAGE_FIRMWARE_TYPE: 'uefi'}
+    if plan.disk_bus:
+        wanted[hardware.IMAGE_DISK_BUS] = plan.disk_bus
+        if plan.disk_bus == DISK_BUS_SCSI:
+            wanted[hardware.IMAGE_SCSI_MODEL] = 'virtio-scsi'
+    if plan.cdrom_bus:
+        wanted[hardware.IMAGE_CDROM_BUS] = plan.cdrom_bus
+    return {k: v for k, v in wanted.items() if image_props.get(k) is None}

@@ -3,6 +3,7 @@ the domain handed to libvirt, and the traits in placement.
 """
 
 import copy
+from unittest import mock
 
 from lxml import etree
 from nova.tests import fixtures as nova_fixtures
@@ -11,6 +12,7 @@ import os_traits
 
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import base
+from nova_sev.virt.libvirt import guest_plan
 
 SEV_TRAITS = {os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV}
 OVMF_ES = '/usr/share/OVMF/OVMF_CODE_4M.sev-es.fd'
@@ -128,3 +130,19 @@ class TestSevBoot(base.SevServersTestBase):
         server = self.boot('resourceless', expected_state='ERROR')
         self.assertIn('No valid host', server['fault']['message'])
         self.assertEqual([], self.domain_xmls(server))
+
+    def test_one_plan_per_operation(self):
+        # A boot makes its plan once (default_root_device_name makes it,
+        # spawn and the domain use it); a hard reboot makes one more.
+        self.start_sev_compute('sev')
+        with mock.patch.object(guest_plan, 'make_guest_plan',
+                               wraps=guest_plan.make_guest_plan) as made:
+            server = self.boot('sev-trait')
+            self.assertEqual(1, made.call_count)
+            self.assertSevDomain(self.last_domain(server)[1])
+            self._reboot_server(server, hard=True)
+            self.assertEqual(2, made.call_count)
+            self.assertSevDomain(self.last_domain(server)[1])
+            # A guest without SEV never gets as far as a plan.
+            self.boot('plain')
+            self.assertEqual(2, made.call_count)

@@ -1,6 +1,7 @@
 """The Nova glue of the SEV driver, on plain Nova objects (no services)."""
 
 import copy
+import inspect
 from unittest import mock
 
 from nova.compute import provider_tree
@@ -65,6 +66,8 @@ def bare_driver(caps=SEV_CAPS):
     drv._sev_host = mock.Mock(spec=sev_host.SevHost)
     drv._sev_host.get_capabilities.return_value = caps
     drv._sev_options = guest_plan.SevGuestOptions()
+    drv._sev_plans = {}
+    drv._sev_pending = {}
     return drv
 
 
@@ -226,14 +229,14 @@ class DriverGlueTestCase(testtools.TestCase):
         drv.attach_interface(None, make_instance(), image_meta, direct)
         self.assertEqual(2, mock_super.call_count)
 
-    def test_prepare_fills_image_and_records_it(self):
+    def test_begin_fills_image_and_records_it(self):
         objects.register_all()
         drv = bare_driver()
         instance = make_instance(SEV_FLAVOR)
         image_meta = objects.ImageMeta.from_dict({'properties': {}})
-        drv._sev_plan = mock.Mock(return_value=make_plan())
-        self.assertEqual(SevMode.SEV, drv._sev_prepare(
-            None, instance, image_meta, None, new_guest=False))
+        drv._sev_make_plan = mock.Mock(return_value=make_plan())
+        self.assertEqual(SevMode.SEV, drv._sev_begin(
+            instance, image_meta, None).mode)
         self.assertEqual('q35', image_meta.properties.hw_machine_type)
         self.assertEqual('scsi', image_meta.properties.hw_disk_bus)
         self.assertEqual('virtio-scsi', instance.image_meta.properties.get(
@@ -243,10 +246,32 @@ class DriverGlueTestCase(testtools.TestCase):
         # A guest without SEV is left as Nova would build it.
         plain = make_instance()
         before = copy.deepcopy(plain.system_metadata)
-        self.assertEqual(SevMode.NONE, drv._sev_prepare(
-            None, plain, objects.ImageMeta.from_dict({'properties': {}}),
-            None, new_guest=True))
+        drv = bare_driver()
+        self.assertIsNone(drv._sev_begin(
+            plain, objects.ImageMeta.from_dict({'properties': {}}), None))
         self.assertEqual(before, plain.system_metadata)
+
+    def test_begin_keeps_the_plan_of_the_boot(self):
+        # default_root_device_name made it for this image_meta: spawn uses
+        # it; another image_meta (another operation) gets its own.
+        objects.register_all()
+        drv = bare_driver()
+        instance = make_instance(SEV_FLAVOR)
+        image_meta = objects.ImageMeta.from_dict({'properties': {}})
+        drv._sev_make_plan = mock.Mock(return_value=make_plan())
+        plan = drv._sev_begin(instance, image_meta, pending=True)
+        self.assertEqual({}, drv._sev_plans)
+        self.assertIs(plan, drv._sev_begin(instance, image_meta))
+        drv._sev_make_plan.assert_called_once_with(
+            instance, image_meta, None, False)
+        drv._sev_end(instance)
+        self.assertEqual({}, drv._sev_plans)
+        # A boot that never reached spawn: the next operation plans anew.
+        drv._sev_begin(instance, image_meta, pending=True)
+        drv._sev_begin(instance, objects.ImageMeta.from_dict(
+            {'properties': {}}))
+        self.assertEqual(3, drv._sev_make_plan.call_count)
+        self.assertEqual({}, drv._sev_pending)
 
     def test_plan_refusals_abort_with_their_reason(self):
         # Even a host reason aborts: a reschedule that runs out of hosts
@@ -255,33 +280,105 @@ class DriverGlueTestCase(testtools.TestCase):
         image_meta = objects.ImageMeta.from_dict({'properties': {}})
         e = self.assertRaises(
             nova_exception.InvalidInput,
-            bare_driver(NO_SEV_CAPS)._sev_plan, make_instance(SEV_FLAVOR),
-            image_meta, SevMode.SEV)
+            bare_driver(NO_SEV_CAPS)._sev_make_plan,
+            make_instance(SEV_FLAVOR), image_meta)
         self.assertIn('this host cannot run SEV guests', str(e))
         ide = objects.ImageMeta.from_dict(
             {'properties': {'hw_disk_bus': 'ide'}})
         self.assertRaises(
-            nova_exception.InvalidInput, bare_driver()._sev_plan,
-            make_instance(SEV_FLAVOR), ide, SevMode.SEV)
+            nova_exception.InvalidInput, bare_driver()._sev_make_plan,
+            make_instance(SEV_FLAVOR), ide)
 
-    @mock.patch.object(driver.designer, 'apply_guest_plan',
-                       return_value='<domain sev/>')
-    @mock.patch.object(nova_driver.LibvirtDriver, '_get_guest_xml',
-                       return_value=NOVA_DOMAIN)
-    def test_guest_xml_sev_also_when_rescued(self, mock_super, mock_apply):
+    @mock.patch.object(nova_driver.LibvirtDriver, '_get_guest_config')
+    def test_guest_config_sev_also_when_rescued(self, mock_super):
         objects.register_all()
+        nova_guest = nova_vconfig.LibvirtConfigGuest()
+        mock_super.return_value = nova_guest
         drv = bare_driver()
-        drv._sev_plan = mock.Mock(return_value=make_plan())
+        drv._sev_make_plan = mock.Mock(
+            side_effect=lambda instance, *a, **k: make_plan() if
+            instance.image_meta.properties.get('hw_mem_encryption') or
+            instance.system_metadata else None)
         rescue_image = objects.ImageMeta.from_dict({'properties': {}})
         sev_image = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
         plain = make_instance()
-        self.assertEqual(NOVA_DOMAIN, drv._get_guest_xml(
-            None, plain, [], {}, rescue_image, rescue={'x': 1}))
-        mock_apply.assert_not_called()
+        self.assertIs(nova_guest, drv._get_guest_config(
+            plain, [], rescue_image, {}, rescue={'x': 1}))
         # The image asked for SEV; the rescue image does not: still SEV.
         sev = make_instance(image_props=sev_image)
-        self.assertEqual('<domain sev/>', drv._get_guest_xml(
-            None, sev, [], {}, rescue_image, rescue={'x': 1}))
-        # The plan counts the memory of the video device Nova built.
-        drv._sev_plan.assert_called_once_with(sev, rescue_image, SevMode.SEV,
-                                              (), 16)
+        conf = drv._get_guest_config(sev, [], rescue_image, {},
+                                     rescue={'x': 1})
+        self.assertIsInstance(conf, driver.SevGuestConfig)
+        self.assertEqual(make_plan(), conf.sev_plan)
+        drv._sev_make_plan.assert_called_with(sev, rescue_image, [],
+                                              rescue=True)
+
+    def test_guest_config_uses_the_operation_plan(self):
+        objects.register_all()
+        drv = bare_driver()
+        instance = make_instance(SEV_FLAVOR)
+        image_meta = objects.ImageMeta.from_dict({'properties': {}})
+        drv._sev_plans[instance.uuid] = (image_meta, make_plan())
+        drv._sev_make_plan = mock.Mock()
+        nova_guest = nova_vconfig.LibvirtConfigGuest()
+        nova_guest.virt_type = 'kvm'
+        nova_guest.memory = 2097152
+        nova_guest.os_type = 'hvm'
+        with mock.patch.object(nova_driver.LibvirtDriver,
+                               '_get_guest_config', return_value=nova_guest):
+            conf = drv._get_guest_config(instance, [], image_meta, {})
+        drv._sev_make_plan.assert_not_called()
+        self.assertIn("<launchSecurity type='sev'>".replace("'", '"'),
+                      conf.to_xml())
+        # Nova's object is still the one set and read through the wrapper.
+        conf.name = 'x'
+        self.assertEqual('x', nova_guest.name)
+
+
+class NovaPrivateMethodsTestCase(testtools.TestCase):
+    """The private Nova methods the driver overrides or calls, with the
+    parameters it passes: a Nova that renames or reshapes one fails here,
+    not silently in a deployment (the override would never be called).
+    """
+
+    PRIVATE = {
+        '_handle_conn_event': ('enabled', 'reason'),
+        '_hard_reboot': ('context', 'instance', 'network_info',
+                         'share_info', 'block_device_info', 'accel_info'),
+        '_get_guest_config': ('instance', 'network_info', 'image_meta',
+                              'disk_info', 'rescue', 'block_device_info',
+                              'context', 'mdevs', 'accel_info',
+                              'share_info', 'old_guest'),
+        '_check_discard_for_attach_volume': ('conf', 'instance'),
+    }
+
+    def test_private_methods_exist_with_their_parameters(self):
+        for name, params in self.PRIVATE.items():
+            method = getattr(nova_driver.LibvirtDriver, name, None)
+            self.assertIsNotNone(method, 'Nova has no LibvirtDriver.%s' %
+                                 name)
+            self.assertEqual(
+                ('self',) + params,
+                tuple(inspect.signature(method).parameters), name)
+            # ... and the SEV driver overrides exactly these.
+            self.assertIsNot(method, getattr(driver.SevLibvirtDriver, name))
+
+    def test_attributes_used(self):
+        # The driver reads Nova's own host object and its connection.
+        from nova.virt.libvirt import host as nova_host
+        for name in ('get_connection', 'get_memory_mb_total'):
+            self.assertTrue(callable(getattr(nova_host.Host, name)), name)
+        self.assertIn('self._host = ', inspect.getsource(
+            nova_driver.LibvirtDriver.__init__))
+        # Nova's guest config formats and serialises as the wrapper does.
+        self.assertTrue(callable(nova_vconfig.LibvirtConfigGuest.format_dom))
+
+    def test_overrides_listed_in_the_module_docstring(self):
+        own = {name for name, value in vars(driver.SevLibvirtDriver).items()
+               if callable(value) and not name.startswith('_sev')
+               and name != '__init__'
+               and hasattr(nova_driver.LibvirtDriver, name)}
+        for name in own:
+            self.assertIn('``%s``' % name, driver.__doc__, name)
+        for name in self.PRIVATE:
+            self.assertIn(name, own)

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from lxml import etree
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import testtools
@@ -10,6 +11,7 @@ from nova_sev.conf import sev as sev_conf
 from nova_sev import exception
 from nova_sev.virt.hardware import Request
 from nova_sev.virt.hardware import SevMode
+from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
@@ -55,6 +57,19 @@ def facts(**kwargs):
 
 
 OPTS = gp.SevGuestOptions()
+# A domain with a virtio device, to see what a plan writes.
+DOMAIN = ("<domain type='kvm'><memory unit='MiB'>4096</memory><os><type>hvm"
+          "</type></os><devices><rng model='virtio'/></devices></domain>")
+
+
+def locks_memory(plan):
+    root = etree.fromstring(designer.apply_guest_plan(DOMAIN, plan))
+    return root.find('memoryBacking/locked') is not None
+
+
+def gives_iommu(plan):
+    root = etree.fromstring(designer.apply_guest_plan(DOMAIN, plan))
+    return root.find('devices/rng/driver').get('iommu') == 'on'
 
 
 class TestMakeGuestPlan(testtools.TestCase):
@@ -79,8 +94,9 @@ class TestMakeGuestPlan(testtools.TestCase):
             firmware_descriptor_path=SEV_FW.path,
             pinned_memory_mb=4096 + 16, hard_limit_kib=4718592,
             disk_bus='scsi', cdrom_bus='sata'), plan)
-        self.assertTrue(plan.lock_memory)
-        self.assertTrue(plan.iommu)
+        # Every plan locks the memory and gives virtio devices an iommu.
+        self.assertTrue(locks_memory(plan))
+        self.assertTrue(gives_iommu(plan))
 
     def test_plan_is_frozen(self):
         plan = self.plan()
@@ -171,7 +187,7 @@ class TestMakeGuestPlan(testtools.TestCase):
     def test_huge_pages_no_hard_limit(self):
         plan = self.plan(guest=facts(huge_pages=True))
         self.assertIsNone(plan.hard_limit_kib)
-        self.assertTrue(plan.lock_memory)
+        self.assertTrue(locks_memory(plan))
         self.assertEqual(4112, plan.pinned_memory_mb)
 
     def test_memory_options_and_video(self):

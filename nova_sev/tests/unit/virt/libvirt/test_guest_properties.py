@@ -18,8 +18,8 @@ from nova_sev import exception
 from nova_sev.tests.unit.virt.libvirt import test_guest_plan as tgp
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import designer
-from nova_sev.virt.libvirt import driver
 from nova_sev.virt.libvirt import guest_plan as gp
+from nova_sev.virt.libvirt import sev_guest
 
 DATA = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'data')
 with open(os.path.join(DATA, 'nova-guest-q35.xml'), encoding='utf-8') as f:
@@ -229,7 +229,7 @@ class TestSevGuestProperties(testtools.TestCase):
         extra_specs = _combine(flavor_extra, sev_flavor)
         image_props = _combine(image_extra, sev_image)
         try:
-            xml, plan = designer.design_sev_domain(
+            xml, plan = sev_guest.design_sev_domain(
                 domain, extra_specs, image_props, caps, options)
         except exception.SevGuestRefused as e:
             self.assertTrue(str(e))
@@ -248,7 +248,7 @@ class TestSevGuestProperties(testtools.TestCase):
            _options())
     def test_no_sev_request(self, domain, sev_flavor, sev_image,
                             flavor_extra, image_extra, caps, options):
-        xml, plan = designer.design_sev_domain(
+        xml, plan = sev_guest.design_sev_domain(
             domain, _combine(flavor_extra, sev_flavor),
             _combine(image_extra, sev_image), caps, options)
         self.assertIsNone(plan)
@@ -270,7 +270,7 @@ class TestSevGuestProperties(testtools.TestCase):
         garbage, enc_yes, enc_no, es_yes, es_no = _expected(extra_specs,
                                                             image_props)
         try:
-            xml, plan = designer.design_sev_domain(
+            xml, plan = sev_guest.design_sev_domain(
                 domain, extra_specs, image_props, caps, options)
         except exception.SevRequestConflict:
             self.assertTrue((enc_yes and enc_no) or (es_yes and es_no))
@@ -306,16 +306,16 @@ class TestSevGuestProperties(testtools.TestCase):
         image_props = _combine(image_extra, sev_image)
         image_props.pop('hw_mem_encryption_model', None)
         try:
-            _xml, plan = designer.design_sev_domain(
+            _xml, plan = sev_guest.design_sev_domain(
                 NOVA_DOMAIN, grouped, image_props, source, options)
         except exception.SevGuestRefused:
             return
         if plan is None:
             return
         recorded = _combine(image_props,
-                            driver.image_defaults(plan, image_props))
+                            gp.image_choices(plan, image_props))
         try:
-            xml, moved = designer.design_sev_domain(
+            xml, moved = sev_guest.design_sev_domain(
                 NOVA_DOMAIN, grouped, recorded, destination, options)
         except exception.SevGuestRefused as e:
             self.assertNotIsInstance(e, exception.SevRequestConflict)
