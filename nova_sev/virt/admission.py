@@ -70,20 +70,22 @@ def guests_holding_slots(instances: Sequence[tuple[str, bool, int | None]],
     while ``new_uuid`` asks to be admitted: uuid -> pinned MiB.
 
     ``instances`` are the host's instances as the database lists them:
-    (uuid, still building, pinned MiB or None when not SEV). ``admitted``
-    are the guests this service admitted whose builds may not have ended.
+    (uuid, still arriving, pinned MiB or None when not SEV); a guest is
+    arriving while it is built or unshelved here. ``admitted`` are the
+    guests this service admitted whose builds may not have ended.
     nova-compute builds up to ``max_concurrent_builds`` guests at once, and
     every one of them is on the host in the database before it is admitted:
-    a guest still building counts only once admitted, so that of N
-    concurrent builds onto k free slots exactly k are admitted, whatever
-    their order.
+    an arriving guest counts only once admitted, so that of N concurrent
+    builds onto k free slots exactly k are admitted, whatever their order.
+    Once arrived, a guest counts by what the database says it pins.
     """
     holding = {}
-    for uuid, building, pinned_mb in instances:
+    for uuid, arriving, pinned_mb in instances:
         if uuid == new_uuid:
             continue
-        if uuid in admitted:
-            holding[uuid] = admitted[uuid]
-        elif pinned_mb is not None and not building:
+        if arriving:
+            if uuid in admitted:
+                holding[uuid] = admitted[uuid]
+        elif pinned_mb is not None:
             holding[uuid] = pinned_mb
     return holding

@@ -108,6 +108,10 @@ LOG = logging.getLogger(__name__)
 EVENT_HOST_LIMIT = 'nova_sev_host_limit'
 EVENT_ATTACH_INTERFACE = 'nova_sev_attach_interface'
 
+# An instance in these states that the database has on this host is still
+# arriving (built or unshelved here): it holds no ASID slot until admitted.
+_ARRIVING_VM_STATES = (vm_states.BUILDING, vm_states.SHELVED_OFFLOADED)
+
 # The module name under ``nova.virt`` and the ``compute_driver`` value.
 NOVA_VIRT_NAME = 'sev_libvirt'
 COMPUTE_DRIVER = NOVA_VIRT_NAME + '.SevLibvirtDriver'
@@ -380,7 +384,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                     context, instance.host, instance.node,
                     expected_attrs=['flavor', 'system_metadata']):
                 listed.append((other.uuid,
-                               other.vm_state == vm_states.BUILDING,
+                               other.vm_state in _ARRIVING_VM_STATES,
                                self._sev_pinned_mb(other, firmware_mb)))
             # Forget what left the host (deleted, moved, rescheduled).
             here = {uuid for uuid, _b, _p in listed}

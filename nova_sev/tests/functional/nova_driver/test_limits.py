@@ -93,7 +93,9 @@ class TestSevAdmission(base.SevServersTestBase):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.admin_api.get_server(server_id)
-            if server['status'] in ('ACTIVE', 'ERROR'):
+            # Nova saves an instance in ERROR before its fault.
+            if server['status'] == 'ACTIVE' or (
+                    server['status'] == 'ERROR' and 'fault' in server):
                 return server
             time.sleep(0.1)
         self.fail('%s still building after %ds' % (server_id, timeout))

@@ -90,6 +90,11 @@ class GuestsHoldingSlotsTestCase(testtools.TestCase):
             self.assertEqual({'a': 2064}, admission.guests_holding_slots(
                 [('a', building, 2064)], {'a': 2064}, 'new'))
 
+    def test_arrived_guest_counts_what_the_database_says(self):
+        # Resized since it was admitted: the database has its new size.
+        self.assertEqual({'a': 4112}, admission.guests_holding_slots(
+            [('a', False, 4112)], {'a': 2064}, 'new'))
+
     def test_the_new_guest_is_not_its_own_neighbour(self):
         self.assertEqual({}, admission.guests_holding_slots(
             [('new', False, 2064)], {'new': 2064}, 'new'))
