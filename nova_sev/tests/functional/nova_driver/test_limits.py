@@ -88,6 +88,8 @@ class TestSevAdmission(base.SevServersTestBase):
     """Admission under nova-compute's concurrent builds, and what the user
     reads when no host is left.
     """
+    # Casts stay casts, as in a deployment: unshelves run at once.
+    CAST_AS_CALL = False
 
     def wait_for_end_of_build(self, server_id, timeout=120):
         deadline = time.monotonic() + timeout
@@ -143,6 +145,44 @@ class TestSevAdmission(base.SevServersTestBase):
             self.assertIn(
                 'SEV host limit on sev: all 3 ASID slots (libvirt maxGuests) '
                 'are in use', '\n'.join(self.event_details(server, 'create')))
+
+    def test_concurrent_unshelves_admit_exactly_the_free_slots(self):
+        self.start_sev_compute('sev', max_guests=2)
+        self.start_sev_compute('other')
+        servers = [self.boot('sev-trait', host='other') for _ in range(3)]
+        for server in servers:
+            self._shelve_server(server)
+
+        barrier = threading.Barrier(len(servers), timeout=60)
+        admit = driver.SevLibvirtDriver._sev_admit
+
+        def _admit(drv, context, instance, plan):
+            barrier.wait()
+            return admit(drv, context, instance, plan)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_sev.virt.libvirt.driver.SevLibvirtDriver._sev_admit',
+            _admit))
+        for server in servers:
+            self.admin_api.post_server_action(
+                server['id'], {'unshelve': {'host': 'sev'}})
+        ends = []
+        deadline = time.monotonic() + 120
+        for server in servers:
+            while time.monotonic() < deadline:
+                server = self.admin_api.get_server(server['id'])
+                if server['OS-EXT-STS:task_state'] is None and \
+                        server['status'] in ('ACTIVE', 'SHELVED_OFFLOADED'):
+                    break
+                time.sleep(0.1)
+            ends.append(server)
+        self.assertFalse(barrier.broken)
+        self.assertEqual(['ACTIVE', 'ACTIVE', 'SHELVED_OFFLOADED'],
+                         sorted(s['status'] for s in ends))
+        [refused] = [s for s in ends if s['status'] == 'SHELVED_OFFLOADED']
+        self.assertIn(
+            'SEV host limit on sev: all 2 ASID slots (libvirt maxGuests) '
+            'are in use', '\n'.join(self.event_details(refused, 'unshelve')))
 
     def test_memory_limit_named_when_hosts_run_out(self):
         self.flags(ram_allocation_ratio=1.5, reserved_host_memory_mb=512)
