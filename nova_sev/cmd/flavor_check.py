@@ -10,7 +10,7 @@ instead of the first. What it adds is linting those rules cannot do because
 the mistake makes the request silently mean something else: misspelt trait
 names and values (placement knows only what os-traits lists), flavor keys
 written in the image's spelling and the reverse, the SEV trait in a
-numbered request group, and advice.
+request group placement refuses (one without resources), and advice.
 
 Pure functions of the extra specs and image properties; no Nova, no CONF.
 """
@@ -212,13 +212,14 @@ def _lint_trait(source: str, key: str, value: Any, prefix: str, name: str
             findings.append(Finding(
                 ERROR, 'the prefix of %s must be lower case: write trait:%s'
                 % (key, name), source, key))
-        elif name in SEV_TRAITS:
+        elif name in SEV_TRAITS and source == IMAGE:
             findings.append(Finding(
-                ERROR, '%s puts the SEV trait in request group %r: placement '
-                'picks an SEV host but the guest is not made SEV; write '
-                'trait:%s (no group suffix)' % (key, prefix[len('trait'):],
-                                                name), source, key))
-        if prefix.lower() == 'trait' or name in SEV_TRAITS:
+                ERROR, '%s puts the SEV trait in request group %r, but Nova '
+                'reads request groups from flavors only and ignores it here: '
+                'write trait:%s (no group suffix)' % (
+                    key, prefix[len('trait'):], name), source, key))
+        if prefix.lower() == 'trait' or (name in SEV_TRAITS and
+                                         source == IMAGE):
             prefix = 'trait'
     text = str(value)
     if text not in _TRAIT_VALUES:
@@ -284,6 +285,31 @@ def _lint_resources(source: str, key: str, value: Any, rc: str
                                else 'correct it'), source, key)]
 
 
+def resourceless_sev_groups(extra_specs: Mapping[str, Any]
+                            ) -> list[Finding]:
+    """A request group that requires an SEV trait and asks for no resources
+    (``trait1:HW_CPU_X86_AMD_SEV=required`` without any ``resources1:``):
+    placement refuses such a group (allocation candidates, microversion
+    1.36, unless it is named in ``same_subtree``, which a flavor cannot
+    say), so no host is ever found.
+    """
+    with_resources = {
+        m.group('prefix')[len('resources'):]
+        for m in map(_RESOURCES_KEY.match, extra_specs) if m}
+    found = []
+    for key, value in extra_specs.items():
+        group, name = hardware.parse_trait_key(key) or ('', None)
+        if (group and name in SEV_TRAITS and group not in with_resources and
+                meant_trait_value(value) == hardware.TRAIT_REQUIRED):
+            found.append(Finding(
+                ERROR, '%s puts the SEV trait in request group %r, which asks '
+                'for no resources: placement refuses a request group without '
+                'resources, so no host is found; add the group\'s resources '
+                '(resources%s:VCPU=...) or write trait:%s (no group suffix)'
+                % (key, group, group, name), FLAVOR, key))
+    return found
+
+
 def lint_properties(source: str, props: Mapping[str, Any]
                     ) -> tuple[list[Finding], dict[str, Any]]:
     """Misspellings in one side's keys and values: the findings, and the
@@ -309,6 +335,8 @@ def lint_properties(source: str, props: Mapping[str, Any]
         found, meant_key = _lint_key(source, key, value)
         findings += found
         meant.setdefault(meant_key, value)
+    if source == FLAVOR:
+        findings += resourceless_sev_groups(props or {})
     return findings, meant
 
 

@@ -20,6 +20,7 @@ their memory is counted like that of SEV guests.
 """
 
 from collections.abc import Sequence
+import typing
 
 from nova_sev import exception
 from nova_sev.virt.hardware import SevMode
@@ -89,3 +90,37 @@ def check_admission(instance_uuid: str, host: str, new_pinned_mb: int,
                    '"nova-sev plan-memory" says' % (
                        count, count, firmware_overhead_mb,
                        reserved_host_memory_mb))
+
+
+# What a caller records of a guest holding a slot (pinned MiB, or the
+# driver's (pinned MiB, ASID pool)): returned as it was given.
+_Slot = typing.TypeVar('_Slot')
+
+
+def guests_holding_slots(
+        instances: Sequence[tuple[str, bool, _Slot | None]],
+        admitted: dict[str, _Slot], new_uuid: str) -> dict[str, _Slot]:
+    """The SEV guests that hold an ASID slot and pinned memory on a host
+    while ``new_uuid`` asks to be admitted: uuid -> its slot (what the
+    caller records of it: the pinned MiB, with the driver its ASID pool).
+
+    ``instances`` are the host's instances as the database lists them:
+    (uuid, still arriving, its slot or None when not SEV); a guest is
+    arriving while it is built or unshelved here. ``admitted`` are the
+    guests this service admitted whose builds may not have ended.
+    nova-compute builds up to ``max_concurrent_builds`` guests at once, and
+    every one of them is on the host in the database before it is admitted:
+    an arriving guest counts only once admitted, so that of N concurrent
+    builds onto k free slots exactly k are admitted, whatever their order.
+    Once arrived, a guest counts by what the database says it pins.
+    """
+    holding = {}
+    for uuid, arriving, pinned_mb in instances:
+        if uuid == new_uuid:
+            continue
+        if arriving:
+            if uuid in admitted:
+                holding[uuid] = admitted[uuid]
+        elif pinned_mb is not None:
+            holding[uuid] = pinned_mb
+    return holding

@@ -77,6 +77,11 @@ IMAGE_PROPERTIES = (
 # written out); "any" lets Nova choose, so it promises nothing.
 _SMALL_PAGE_SIZES = ('small', 'any', '4', '4k', '4kb', '4096', '4096b')
 _RESOURCES_KEY = re.compile(r'^resources[A-Za-z0-9_-]*:(?P<rc>.+)$')
+# Nova's granular request groups (nova.scheduler.utils.ResourceRequest):
+# "trait<suffix>:<name>", the suffix 1-64 of [a-zA-Z0-9_-] (trait1:,
+# trait_SEV:); no suffix is the unsuffixed group.
+_TRAIT_KEY = re.compile(
+    r'^trait(?P<group>[a-zA-Z0-9_-]{1,64})?:(?P<name>.+)$')
 
 
 class SevMode(str, enum.Enum):
@@ -123,6 +128,38 @@ def _trait_stance(source: str, key: str, value: Any) -> _Stance | None:
         reason='a trait is either required or forbidden')
 
 
+def parse_trait_key(key: str) -> tuple[str, str] | None:
+    """The request group suffix ('' for the unsuffixed group) and the trait
+    that a ``trait[<suffix>]:<name>`` flavor extra spec names, read as
+    Nova's scheduler reads it; None for any other key.
+    """
+    match = _TRAIT_KEY.match(key)
+    if match is None:
+        return None
+    return match.group('group') or '', match.group('name')
+
+
+def trait_keys(source: str, props: Mapping[str, Any], name: str
+               ) -> list[str]:
+    """The keys of ``props`` that require or forbid trait ``name``.
+
+    A flavor may do so in any of Nova's request groups, and a requirement
+    in any group gets the guest placed on a host with the trait, so all
+    count: ``trait:<name>`` first, then ``trait1:<name>``,
+    ``trait_SEV:<name>``... in their order. An image has only
+    ``trait:<name>``: Nova reads no request groups from image properties.
+    """
+    keys = []
+    if props.get(TRAIT_PREFIX + name) is not None:
+        keys.append(TRAIT_PREFIX + name)
+    if source == FLAVOR:
+        for key, value in props.items():
+            group, trait = parse_trait_key(key) or ('', None)
+            if group and trait == name and value is not None:
+                keys.append(key)
+    return keys
+
+
 def _conflict(first: _Stance, second: _Stance, subject: str
               ) -> exception.SevRequestConflict:
     def wants(stance):
@@ -160,12 +197,10 @@ def _source_stances(source: str, props: Mapping[str, Any],
     snp: list[_Stance] = []
     by_mode = {SEV_ES_TRAIT_NAME: es, SEV_SNP_TRAIT_NAME: snp}
     for name in SEV_TRAIT_NAMES:
-        key = TRAIT_PREFIX + name
-        if props.get(key) is not None:
+        for key in trait_keys(source, props, name):
             enc.append(_trait_stance(source, key, props[key]))
     for name, stances in by_mode.items():
-        key = TRAIT_PREFIX + name
-        if props.get(key) is not None:
+        for key in trait_keys(source, props, name):
             stance = _trait_stance(source, key, props[key])
             stances.append(stance)
             if stance.wanted:
@@ -215,9 +250,11 @@ def get_sev_mode(extra_specs: Mapping[str, str],
     ``hw_mem_encryption`` true; SEV-ES by
     ``trait:HW_CPU_X86_AMD_SEV_ES=required`` or the encryption model
     ``amd-sev-es``; SEV-SNP by ``trait:HW_CPU_X86_AMD_SEV_SNP=required`` or
-    the model ``amd-sev-snp``. Raises SevRequestConflict when one key
-    requires what another forbids (within a source or across flavor and
-    image) or asks for SEV-ES where another asks for SEV-SNP, and
+    the model ``amd-sev-snp``. A flavor's trait may be in any request group
+    (``trait1:``, ``trait_SEV:``: ``trait_keys``). Raises
+    SevRequestConflict when one key requires what another forbids (within
+    a source, across request groups, or across flavor and image) or asks
+    for SEV-ES where another asks for SEV-SNP, and
     InvalidSevRequest for a value that cannot be read or a model given
     without encryption.
     """

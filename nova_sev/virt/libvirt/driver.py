@@ -64,23 +64,27 @@ The Nova methods overridden, public or private in Nova, and why:
 ``test_driver.NovaPrivateMethodsTestCase`` pins each private one, so that
 a Nova that renames one fails loudly.
 
-Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``, so a
-driver outside Nova's tree must be registered under ``nova.virt`` first:
-``register()`` does that, and the ``nova-sev-compute`` command calls it
-before it runs Nova's own compute service (``compute_driver =
-sev_libvirt.SevLibvirtDriver``).
+Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``. The
+wheel ships ``nova/virt/sev_libvirt.py``, which imports this driver, so the
+stock nova-compute loads ``compute_driver = sev_libvirt.SevLibvirtDriver``;
+where that module is not beside Nova's files, ``register()`` makes this
+module ``nova.virt.sev_libvirt``, and the ``nova-sev-compute`` command calls
+it before it runs Nova's own compute service.
 """
 
 import sys
+import threading
 from typing import Any
 
 from lxml import etree
+from nova.compute import vm_states
 from nova import exception as nova_exception
 from nova.network import model as network_model
 from nova import objects
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import vif as libvirt_vif
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 from nova_sev import conf as sev_conf
 from nova_sev import exception
@@ -96,6 +100,17 @@ from nova_sev.virt import memory
 
 CONF = sev_conf.CONF
 LOG = logging.getLogger(__name__)
+
+# Instance action events that say why nova-sev refused something, where the
+# user reads them (``openstack server event show``): Nova's own events and
+# faults say only "Exceeded maximum number of retries" or "Failed to attach
+# network adapter device".
+EVENT_HOST_LIMIT = 'nova_sev_host_limit'
+EVENT_ATTACH_INTERFACE = 'nova_sev_attach_interface'
+
+# An instance in these states that the database has on this host is still
+# arriving (built or unshelved here): it holds no ASID slot until admitted.
+_ARRIVING_VM_STATES = (vm_states.BUILDING, vm_states.SHELVED_OFFLOADED)
 
 # The module name under ``nova.virt`` and the ``compute_driver`` value.
 NOVA_VIRT_NAME = 'sev_libvirt'
@@ -155,6 +170,24 @@ def with_iommu(conf: Any) -> Any:
 
     conf.format_dom = _format_dom
     return conf
+
+
+def record_refusal(context, instance, event: str, error: Exception) -> None:
+    """Record ``error`` as a failed event ``event`` of the instance's
+    current action, for the user; where there is no action, only the log
+    has it.
+    """
+    if context is None:
+        return
+    try:
+        objects.InstanceActionEvent.event_start(
+            context, instance.uuid, event, want_result=False, host=CONF.host)
+        objects.InstanceActionEvent.event_finish_with_failure(
+            context, instance.uuid, event, exc_val=error,
+            exc_tb=str(error), want_result=False)
+    except nova_exception.InstanceActionNotFound:
+        LOG.debug('No instance action to record %s on', event,
+                  instance=instance)
 
 
 class SevGuestConfig:
@@ -238,6 +271,13 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._sev_pending: dict[str, tuple[Any, Any]] = {}
         self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
+        # SEV guests admitted here whose builds may not have ended:
+        # uuid -> (pinned MiB, ASID pool) (admission.guests_holding_slots).
+        # The lock makes admission atomic across nova-compute's concurrent
+        # builds, in native threads or eventlet (monkey patched, it is a
+        # green lock).
+        self._sev_admitted: dict[str, tuple[int, str]] = {}
+        self._sev_admission_lock = threading.Lock()
         # Late binding: Nova may replace its connection getter.
         self._sev_host = sev_host.SevHost(
             lambda: self._host.get_connection(),
@@ -340,39 +380,69 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def _sev_admit(self, context, instance, plan) -> None:
         """Refuse a new SEV guest beyond this host's ASID slots or pinned
         memory; ComputeResourcesUnavailable makes Nova try another host.
+        Atomic: concurrent builds are admitted one at a time, each counting
+        those admitted before it.
         """
         firmware_mb = self._sev_options.firmware_overhead_mb
-        pool = admission.asid_pool(plan.mode)
-        existing = []
-        in_pool = 0
-        for other in objects.InstanceList.get_by_host_and_node(
-                context, instance.host, instance.node,
-                expected_attrs=['flavor', 'system_metadata']):
-            if other.uuid == instance.uuid:
-                continue
-            props = image_properties(other.image_meta)
+        with self._sev_admission_lock:
+            listed = []
+            for other in objects.InstanceList.get_by_host_and_node(
+                    context, instance.host, instance.node,
+                    expected_attrs=['flavor', 'system_metadata']):
+                listed.append((other.uuid,
+                               other.vm_state in _ARRIVING_VM_STATES,
+                               self._sev_slot(other, firmware_mb)))
+            # Forget what left the host (deleted, moved, rescheduled).
+            here = {uuid for uuid, _b, _p in listed}
+            for uuid in set(self._sev_admitted) - here:
+                del self._sev_admitted[uuid]
+            holding = admission.guests_holding_slots(
+                listed, self._sev_admitted, instance.uuid)
+            # SEV guests take maxGuests slots, SEV-ES and SEV-SNP guests
+            # share the maxESGuests pool; all of them pin memory.
+            pool = admission.asid_pool(plan.mode)
+            caps = self.sev_capabilities
             try:
-                other_mode = hardware.get_sev_mode(other.flavor.extra_specs,
-                                                   props)
-            except exception.SevGuestRefused:
-                continue
-            if other_mode is not SevMode.NONE:
-                existing.append(memory.pinned_memory_mb(
-                    other.flavor.memory_mb,
-                    hardware.requested_video_ram_mb(props), firmware_mb))
-                in_pool += admission.asid_pool(other_mode) == pool
-        caps = self.sev_capabilities
+                admission.check_admission(
+                    instance.uuid, instance.host, plan.pinned_memory_mb,
+                    [mb for mb, _pool in holding.values()],
+                    self._host.get_memory_mb_total(),
+                    CONF.reserved_host_memory_mb, firmware_mb,
+                    caps.max_es_guests if pool == admission.ES_POOL
+                    else caps.max_guests,
+                    same_pool_guests=sum(
+                        1 for _mb, other in holding.values()
+                        if other == pool),
+                    pool=pool)
+            except exception.SevHostLimitReached as e:
+                LOG.warning('%s', e.message, instance=instance)
+                error = as_nova_exception(e, reschedule=True)
+                record_refusal(context, instance, EVENT_HOST_LIMIT, error)
+                raise error
+            self._sev_admitted[instance.uuid] = (plan.pinned_memory_mb,
+                                                 pool)
+
+    def _sev_release(self, instance) -> None:
+        """Give back the slot of a guest whose build failed here."""
+        with self._sev_admission_lock:
+            self._sev_admitted.pop(instance.uuid, None)
+
+    @staticmethod
+    def _sev_slot(instance, firmware_mb: int) -> tuple[int, str] | None:
+        """What an instance on this host pins (MiB) and the ASID pool it
+        takes a slot of; None when it is not SEV.
+        """
+        props = image_properties(instance.image_meta)
         try:
-            admission.check_admission(
-                instance.uuid, instance.host, plan.pinned_memory_mb,
-                existing, self._host.get_memory_mb_total(),
-                CONF.reserved_host_memory_mb, firmware_mb,
-                caps.max_es_guests if pool == admission.ES_POOL
-                else caps.max_guests,
-                same_pool_guests=in_pool, pool=pool)
-        except exception.SevHostLimitReached as e:
-            LOG.warning('%s', e.message, instance=instance)
-            raise as_nova_exception(e, reschedule=True)
+            mode = hardware.get_sev_mode(instance.flavor.extra_specs, props)
+            video_mb = hardware.requested_video_ram_mb(props)
+        except exception.SevGuestRefused:
+            return None
+        if mode is SevMode.NONE:
+            return None
+        return (memory.pinned_memory_mb(instance.flavor.memory_mb, video_mb,
+                                        firmware_mb),
+                admission.asid_pool(mode))
 
     def default_root_device_name(self, instance, image_meta, root_bdm):
         # A boot's first hook: Nova names (and so places) the disks before
@@ -400,6 +470,9 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                           network_info=network_info,
                           block_device_info=block_device_info,
                           power_on=power_on, accel_info=accel_info)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._sev_release(instance)
         finally:
             self._sev_end(instance)
 
@@ -499,9 +572,15 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             with_iommu(conf)
 
     def attach_interface(self, context, instance, image_meta, vif):
-        self._sev_refuse(lifecycle.PASSTHROUGH_ATTACH, instance, image_meta,
-                         nova_exception.InterfaceAttachFailed,
-                         passthrough_vifs([vif]))
+        try:
+            self._sev_refuse(lifecycle.PASSTHROUGH_ATTACH, instance,
+                             image_meta, nova_exception.InterfaceAttachFailed,
+                             passthrough_vifs([vif]))
+        except nova_exception.InterfaceAttachFailed as e:
+            # Nova answers the API with its generic "Failed to attach
+            # network adapter device": the event says SEV and the port.
+            with excutils.save_and_reraise_exception():
+                record_refusal(context, instance, EVENT_ATTACH_INTERFACE, e)
         return super().attach_interface(context, instance, image_meta, vif)
 
     # -- lifecycle guards ------------------------------------------------

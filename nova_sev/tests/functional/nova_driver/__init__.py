@@ -6,7 +6,7 @@ functional test package monkey patches with eventlet unless
 ``OS_NOVA_DISABLE_EVENTLET_PATCHING`` says otherwise. Default it here and
 let Nova's package apply it before anything else imports Nova, so these
 tests run nova-compute in its default mode; set the variable to ``false``
-to run them on eventlet.
+to run them on eventlet, as ``tools/run-tests.sh`` does in a second run.
 """
 
 import os

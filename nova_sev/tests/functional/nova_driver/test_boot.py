@@ -105,6 +105,32 @@ class TestSevBoot(base.SevServersTestBase):
         root = self.last_domain(server)[1]
         self.assertSevDomain(root, policy=0x37, loader=OVMF_ES)
 
+    def test_request_groups(self):
+        # Placement puts a flavor that requires the SEV trait in a numbered
+        # or suffixed request group on the SEV host: the guest must be SEV.
+        self.start_sev_compute('sev')
+        self.start_sev_compute('plain', sev=False)
+        for prefix in ('trait1', 'trait2', 'trait_SEV'):
+            group = prefix[len('trait'):]
+            flavor = self._create_flavor(
+                name='grouped%s' % group, memory_mb=2048, extra_spec={
+                    '%s:%s' % (prefix, os_traits.HW_CPU_X86_AMD_SEV):
+                        'required',
+                    'resources%s:%s' % (group, orc.VCPU): '1'})
+            self.flavors[prefix] = flavor
+            server = self.boot(prefix)
+            self.assertEqual('sev', self.host_of(server), prefix)
+            self.assertSevDomain(self.last_domain(server)[1])
+
+        # A group without resources: placement refuses the request, as
+        # "nova-sev check-flavor" says.
+        self.flavors['resourceless'] = self._create_flavor(
+            name='resourceless', memory_mb=2048, extra_spec={
+                'trait1:%s' % os_traits.HW_CPU_X86_AMD_SEV: 'required'})
+        server = self.boot('resourceless', expected_state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        self.assertEqual([], self.domain_xmls(server))
+
     def test_one_plan_per_operation(self):
         # A boot makes its plan once (default_root_device_name makes it,
         # spawn and the domain use it); a hard reboot makes one more.

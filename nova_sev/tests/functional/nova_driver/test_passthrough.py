@@ -56,3 +56,12 @@ class TestSevPassthrough(base.SevServersTestBase):
         self.assertEqual(defined, len(self.defined))
         self.assertEqual(fakelibvirt.VIR_DOMAIN_RUNNING,
                          self.domain('sev', server).info()[0])
+        # Nova's API answers with its generic message; the user reads the
+        # reason, SEV and the port, in the action's events.
+        [detail] = [d for d in self.event_details(server, 'attach_interface')
+                    if 'SEV' in d]
+        self.assertIn('Attaching a passthrough device refused for SEV '
+                      'instance %s' % server['id'], detail)
+        self.assertIn('port %s (vnic_type direct)' %
+                      PORTS.network_4_port_2['id'], detail)
+        self.assertIn('vnic_type normal', detail)

@@ -32,6 +32,23 @@ class CheckFlavorCommandTestCase(base.CommandTestCase):
         self.assertIn('result: gives a working SEV guest', out)
         self.assertEqual('', self.stderr.getvalue())
 
+    def test_request_group_agrees_with_guest_xml(self):
+        rc = self._run('--extra-spec', 'trait1:HW_CPU_X86_AMD_SEV=required',
+                       '--extra-spec', 'resources1:VCPU=1')
+        self.assertEqual(0, rc)
+        out = self.stdout.getvalue()
+        self.assertIn('asks for: SEV', out)
+        self.assertIn('result: gives a working SEV guest', out)
+
+    def test_request_groups_in_conflict(self):
+        rc = self._run('--extra-spec', 'trait1:HW_CPU_X86_AMD_SEV=forbidden',
+                       '--extra-spec', 'resources1:VCPU=1',
+                       '--extra-spec', 'trait2:HW_CPU_X86_AMD_SEV=required',
+                       '--extra-spec', 'resources2:VCPU=1')
+        self.assertEqual(1, rc)
+        self.assertIn('trait1:HW_CPU_X86_AMD_SEV=forbidden',
+                      self.stdout.getvalue())
+
     def test_new_client_json_files(self):
         flavor = self._file('flavor.json', {
             'name': 'm1.sev', 'ram': 4096, 'vcpus': 2,

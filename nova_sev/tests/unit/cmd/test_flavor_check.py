@@ -177,6 +177,49 @@ class CheckFlavorTestCase(testtools.TestCase):
         self.assertIn("request group '1'", error)
         self.assertIn('write trait:HW_CPU_X86_AMD_SEV', error)
 
+    def test_trait_in_request_group_with_resources_works(self):
+        # Placement puts the group on the SEV host's root provider, and
+        # the guest is SEV (hardware.trait_keys).
+        for prefix in ('trait1', 'trait2', 'trait_SEV'):
+            group = prefix[len('trait'):]
+            check = fc.check_flavor(
+                dict(COUNTED, **{'%s:HW_CPU_X86_AMD_SEV' % prefix: 'required',
+                                 'resources%s:VCPU' % group: '1',
+                                 'hw:mem_page_size': 'large'}), {})
+            self.assertTrue(check.works, _errors(check))
+            self.assertEqual(SevMode.SEV, check.mode)
+            self.assertEqual((), check.findings)
+
+    def test_trait_in_request_group_sev_es(self):
+        check = fc.check_flavor({'trait1:HW_CPU_X86_AMD_SEV_ES': 'required',
+                                 'resources1:MEMORY_MB': '512'}, {})
+        self.assertEqual(SevMode.SEV_ES, check.mode)
+        self.assertEqual([], _errors(check))
+
+    def test_request_groups_in_conflict(self):
+        check = fc.check_flavor({'trait1:HW_CPU_X86_AMD_SEV': 'forbidden',
+                                 'resources1:VCPU': '1',
+                                 'trait2:HW_CPU_X86_AMD_SEV': 'required',
+                                 'resources2:VCPU': '1'}, {})
+        self.assertFalse(check.works)
+        [error] = _errors(check)
+        self.assertIn('trait1:HW_CPU_X86_AMD_SEV=forbidden', error)
+        self.assertIn('trait2:HW_CPU_X86_AMD_SEV=required', error)
+
+    def test_trait_in_resourceless_group_forbidden_is_fine(self):
+        check = fc.check_flavor(dict(SEV, **{
+            'trait1:HW_CPU_X86_AMD_SEV_ES': 'forbidden'}), {})
+        self.assertEqual(SevMode.SEV, check.mode)
+        self.assertEqual([], _errors(check))
+
+    def test_trait_in_request_group_of_image(self):
+        check = fc.check_flavor({}, {'trait1:HW_CPU_X86_AMD_SEV': 'required'})
+        [error] = _errors(check)
+        self.assertIn('flavors only', error)
+        self.assertIn('write trait:HW_CPU_X86_AMD_SEV', error)
+        # Read as meant.
+        self.assertEqual(SevMode.SEV, check.mode)
+
     def test_image_spelling_in_flavor(self):
         check = fc.check_flavor({'hw_mem_encryption': 'true'}, {})
         [error] = _errors(check)

@@ -87,6 +87,27 @@ class GuestXmlCommandTestCase(base.CommandTestCase):
             self.assertIn('<launchSecurity type="sev">',
                           self.stdout.getvalue())
 
+    def test_request_groups_ask_for_sev(self):
+        # Placement puts these flavors on SEV hosts: the guest is SEV.
+        for prefix in ('trait1', 'trait2', 'trait_SEV'):
+            self.stdout.seek(0)
+            self.stdout.truncate()
+            rc = self._run(
+                '--extra-spec', '%s:HW_CPU_X86_AMD_SEV=required' % prefix,
+                '--extra-spec', 'resources%s:VCPU=1' % prefix[len('trait'):])
+            self.assertEqual(0, rc, prefix)
+            root = etree.fromstring(self.stdout.getvalue())
+            self.assertEqual(1, len(root.findall('launchSecurity')), prefix)
+
+    def test_refused_request_groups_in_conflict(self):
+        rc = self._run('--extra-spec', 'trait1:HW_CPU_X86_AMD_SEV=forbidden',
+                       '--extra-spec', 'trait2:HW_CPU_X86_AMD_SEV=required')
+        self.assertEqual(1, rc)
+        self.assertEqual('', self.stdout.getvalue())
+        self.assertOneLine(self.stderr.getvalue(),
+                           'trait1:HW_CPU_X86_AMD_SEV=forbidden',
+                           'trait2:HW_CPU_X86_AMD_SEV=required')
+
     def test_no_sev_prints_unchanged(self):
         rc = self._run('--extra-spec', 'hw:cpu_policy=dedicated')
         self.assertEqual(0, rc)

@@ -314,3 +314,103 @@ class TestGetSevModeSnp(testtools.TestCase):
             {'kernel_id': 'nokernel'}))
         self.assertTrue(hardware.boots_kernel_directly(
             {'kernel_id': '0b8f4e2a-3bd2-4c3c-9b1e-5e0f7c7d2c11'}))
+
+
+class TestGranularRequestGroups(testtools.TestCase):
+    """Nova's numbered and suffixed request groups (``trait1:``,
+    ``trait_SEV:``): placement puts a guest that requires an SEV trait in
+    any group on an SEV host, so the guest must be SEV there.
+    """
+
+    def assertMode(self, mode, extra_specs=None, image_props=None):
+        self.assertEqual(mode, hardware.get_sev_mode(extra_specs or {},
+                                                     image_props or {}))
+
+    def test_any_group_requiring_sev_is_sev(self):
+        for prefix in ('trait1', 'trait2', 'trait_SEV', 'trait-x', 'trait42'):
+            for name in hardware.SEV_TRAIT_NAMES:
+                self.assertMode(SevMode.SEV, {
+                    '%s:%s' % (prefix, name): 'required',
+                    'resources%s:VCPU' % prefix[len('trait'):]: '1'})
+
+    def test_any_group_requiring_sev_es_is_sev_es(self):
+        self.assertMode(SevMode.SEV_ES,
+                        {'trait1:HW_CPU_X86_AMD_SEV_ES': 'required'})
+        self.assertMode(SevMode.SEV_ES, {
+            'trait_A:HW_CPU_X86_AMD_SEV': 'required',
+            'trait_B:HW_CPU_X86_AMD_SEV_ES': 'required'})
+
+    def test_group_forbidding_alone_is_no_sev(self):
+        self.assertMode(SevMode.NONE,
+                        {'trait1:HW_CPU_X86_AMD_SEV': 'forbidden'})
+
+    def test_one_group_forbids_another_requires(self):
+        for specs in ({'trait1:HW_CPU_X86_AMD_SEV': 'forbidden',
+                       'trait2:HW_CPU_X86_AMD_SEV': 'required'},
+                      {'trait:HW_CPU_X86_AMD_SEV': 'required',
+                       'trait_SEV:HW_CPU_AMD_SEV': 'forbidden'},
+                      {'trait1:HW_CPU_X86_AMD_SEV': 'forbidden',
+                       'hw:mem_encryption': 'true'}):
+            e = self.assertRaises(exception.SevRequestConflict,
+                                  hardware.get_sev_mode, specs, {})
+            for key, value in specs.items():
+                self.assertIn('%s=%s' % (key, value), str(e))
+
+    def test_group_against_image(self):
+        e = self.assertRaises(exception.SevRequestConflict,
+                              hardware.get_sev_mode,
+                              {'trait1:HW_CPU_X86_AMD_SEV': 'required'},
+                              {'trait:HW_CPU_X86_AMD_SEV': 'forbidden'})
+        self.assertIn('flavor extra spec trait1:HW_CPU_X86_AMD_SEV=required',
+                      str(e))
+
+    def test_group_value_checked(self):
+        e = self.assertRaises(exception.InvalidSevRequest,
+                              hardware.get_sev_mode,
+                              {'trait1:HW_CPU_X86_AMD_SEV': 'preferred'}, {})
+        self.assertIn('trait1:HW_CPU_X86_AMD_SEV', str(e))
+
+    def test_images_have_no_groups(self):
+        # Nova builds no request groups from image properties (only
+        # traits_required, from "trait:"), so none asks for anything.
+        self.assertMode(SevMode.NONE, image_props={
+            'trait1:HW_CPU_X86_AMD_SEV': 'required'})
+
+    def test_traits_is_group_s(self):
+        # Nova's scheduler reads "traits:" as request group "s".
+        self.assertMode(SevMode.SEV, {'traits:HW_CPU_X86_AMD_SEV': 'required',
+                                      'resourcess:VCPU': '1'})
+
+    def test_not_a_trait_key(self):
+        for key in ('trait1HW_CPU_X86_AMD_SEV',
+                    'xtrait1:HW_CPU_X86_AMD_SEV',
+                    'trait%s:HW_CPU_X86_AMD_SEV' % ('1' * 65)):
+            self.assertMode(SevMode.NONE, {key: 'required'})
+
+    def test_requested_by_names_the_group(self):
+        self.assertEqual(
+            'flavor extra spec trait_SEV:HW_CPU_X86_AMD_SEV=required',
+            hardware.sev_requested_by(
+                {'trait_SEV:HW_CPU_X86_AMD_SEV': 'required'}, {}))
+
+    def test_parse_trait_key(self):
+        self.assertEqual(('', 'HW_CPU_X86_AMD_SEV'),
+                         hardware.parse_trait_key('trait:HW_CPU_X86_AMD_SEV'))
+        self.assertEqual(('_SEV', 'X'),
+                         hardware.parse_trait_key('trait_SEV:X'))
+        self.assertEqual(('1', 'X'), hardware.parse_trait_key('trait1:X'))
+        self.assertIsNone(hardware.parse_trait_key('resources1:VCPU'))
+        self.assertIsNone(hardware.parse_trait_key('hw:mem_encryption'))
+
+    def test_trait_keys_order(self):
+        specs = {'trait2:HW_CPU_X86_AMD_SEV': 'required',
+                 'trait:HW_CPU_X86_AMD_SEV': 'required',
+                 'trait1:HW_CPU_X86_AMD_SEV': None,
+                 'trait_a:HW_CPU_AMD_SEV': 'required'}
+        self.assertEqual(
+            ['trait:HW_CPU_X86_AMD_SEV', 'trait2:HW_CPU_X86_AMD_SEV'],
+            hardware.trait_keys(hardware.FLAVOR, specs,
+                                'HW_CPU_X86_AMD_SEV'))
+        self.assertEqual(
+            ['trait:HW_CPU_X86_AMD_SEV'],
+            hardware.trait_keys(hardware.IMAGE, specs, 'HW_CPU_X86_AMD_SEV'))

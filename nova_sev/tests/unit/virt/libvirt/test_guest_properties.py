@@ -127,6 +127,71 @@ def _no_sev_specs():
                            st.just('forbidden'), max_size=2)
 
 
+# Nova's request groups: the unsuffixed one, numbered and suffixed ones.
+GROUPS = ('', '1', '2', '_SEV', '-x')
+SEV_TRAIT_NAMES = ('HW_CPU_X86_AMD_SEV', 'HW_CPU_AMD_SEV')
+SEV_ES_TRAIT_NAME = 'HW_CPU_X86_AMD_SEV_ES'
+GROUPED_TRAIT_VALUES = st.sampled_from(('required', 'required', 'forbidden',
+                                        'Required', 'preferred'))
+_TRUE = ('true', 'True', '1', 'yes', True)
+_FALSE = ('false', 'no', False)
+
+
+def _grouped_request():
+    """Flavor trait keys spread over request groups, some groups with
+    resources, and perhaps hw:mem_encryption.
+    """
+    traits = st.dictionaries(
+        st.builds('trait{}:{}'.format, st.sampled_from(GROUPS),
+                  st.sampled_from(SEV_TRAIT_NAMES + (SEV_ES_TRAIT_NAME,))),
+        GROUPED_TRAIT_VALUES, max_size=3)
+    resources = st.dictionaries(
+        st.builds('resources{}:VCPU'.format, st.sampled_from(GROUPS[1:])),
+        st.just('1'), max_size=2)
+    enc = st.fixed_dictionaries({}, optional={
+        'hw:mem_encryption': st.sampled_from(_TRUE + _FALSE + ('maybe',))})
+    return st.builds(_combine, traits, resources, enc)
+
+
+def _expected(extra_specs, image_props):
+    """What a request asks for, read independently of nova_sev.hardware
+    by the rule placement applies: a trait in any request group of the
+    flavor, or the image's unsuffixed traits. (garbage, encryption asked,
+    encryption forbidden, SEV-ES asked, SEV-ES forbidden).
+    """
+    garbage = False
+    enc_yes = enc_no = es_yes = es_no = False
+    for source, props in (('flavor', extra_specs), ('image', image_props)):
+        for key, value in props.items():
+            prefix, sep, name = key.partition(':')
+            if value is None:
+                continue
+            if key in ('hw:mem_encryption', 'hw_mem_encryption'):
+                if value in _TRUE:
+                    enc_yes = True
+                elif value in _FALSE:
+                    enc_no = True
+                else:
+                    garbage = True
+                continue
+            if not prefix.startswith('trait') or (
+                    source == 'image' and prefix != 'trait'):
+                continue
+            if name not in SEV_TRAIT_NAMES + (SEV_ES_TRAIT_NAME,):
+                continue
+            wanted = str(value).lower()
+            if wanted not in ('required', 'forbidden'):
+                garbage = True
+            elif name == SEV_ES_TRAIT_NAME:
+                es_yes = es_yes or wanted == 'required'
+                es_no = es_no or wanted == 'forbidden'
+                enc_yes = enc_yes or wanted == 'required'
+            else:
+                enc_yes = enc_yes or wanted == 'required'
+                enc_no = enc_no or wanted == 'forbidden'
+    return garbage, enc_yes, enc_no, es_yes, es_no
+
+
 def _combine(*dicts):
     result = {}
     for d in dicts:
@@ -188,3 +253,78 @@ class TestSevGuestProperties(testtools.TestCase):
             _combine(image_extra, sev_image), caps, options)
         self.assertIsNone(plan)
         self.assertEqual(domain, xml)
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.sampled_from(DOMAINS), _grouped_request(), _sev_image(),
+           _neutral(NEUTRAL_FLAVOR), _neutral(NEUTRAL_IMAGE), _caps(),
+           _options())
+    def test_request_groups(self, domain, grouped, sev_image, flavor_extra,
+                            image_extra, caps, options):
+        """Whatever group asks for SEV, the guest is SEV or refused; a
+        group that forbids it while another asks is a conflict.
+        """
+        extra_specs = _combine(flavor_extra, grouped)
+        image_props = _combine(image_extra, sev_image)
+        # Models are the subject of test_sev_request.
+        image_props.pop('hw_mem_encryption_model', None)
+        garbage, enc_yes, enc_no, es_yes, es_no = _expected(extra_specs,
+                                                            image_props)
+        try:
+            xml, plan = sev_guest.design_sev_domain(
+                domain, extra_specs, image_props, caps, options)
+        except exception.SevRequestConflict:
+            self.assertTrue((enc_yes and enc_no) or (es_yes and es_no))
+            return
+        except exception.InvalidSevRequest:
+            self.assertTrue(garbage)
+            return
+        except exception.SevGuestRefused as e:
+            # Refused by the host or the guest plan: only SEV guests are.
+            self.assertTrue(enc_yes, str(e))
+            self.assertFalse(garbage)
+            return
+        self.assertFalse(garbage)
+        self.assertFalse(enc_yes and enc_no)
+        self.assertFalse(es_yes and es_no)
+        if enc_yes:
+            self._check_sev_domain(xml, plan, options)
+            self.assertEqual(es_yes, plan.mode is hardware.SevMode.SEV_ES)
+        else:
+            self.assertIsNone(plan)
+            self.assertEqual(domain, xml)
+
+    @settings(max_examples=200, deadline=None)
+    @given(_grouped_request(), _sev_image(), _neutral(NEUTRAL_IMAGE),
+           _caps(), _caps(), _options())
+    def test_moves_keep_sev(self, grouped, sev_image, image_extra, source,
+                            destination, options):
+        """A guest built as SEV, moved (cold migration, resize, evacuate,
+        unshelve: the destination plans it again from the request and the
+        image properties recorded at build) is SEV there too, on the same
+        machine type and disk bus, or refused; never plain.
+        """
+        image_props = _combine(image_extra, sev_image)
+        image_props.pop('hw_mem_encryption_model', None)
+        try:
+            _xml, plan = sev_guest.design_sev_domain(
+                NOVA_DOMAIN, grouped, image_props, source, options)
+        except exception.SevGuestRefused:
+            return
+        if plan is None:
+            return
+        recorded = _combine(image_props,
+                            gp.image_choices(plan, image_props))
+        try:
+            xml, moved = sev_guest.design_sev_domain(
+                NOVA_DOMAIN, grouped, recorded, destination, options)
+        except exception.SevGuestRefused as e:
+            self.assertNotIsInstance(e, exception.SevRequestConflict)
+            return
+        self.assertIsNotNone(moved)
+        self._check_sev_domain(xml, moved, options)
+        self.assertEqual(plan.mode, moved.mode)
+        self.assertEqual(plan.machine_type, moved.machine_type)
+        # The plan's bus is the default it sets where the image left the bus
+        # open; after the build the bus is recorded.
+        self.assertEqual(plan.disk_bus or image_props.get('hw_disk_bus'),
+                         moved.disk_bus or recorded.get('hw_disk_bus'))
