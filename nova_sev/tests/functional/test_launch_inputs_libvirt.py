@@ -46,7 +46,7 @@ ROM = "<loader type='rom'>%s</loader>"
 PFLASH = "<loader readonly='yes' type='pflash'>%s</loader>"
 CUSTOM_CPU = ("<cpu mode='custom' match='exact' check='none'>"
               "<model fallback='forbid'>%s</model></cpu>")
-STATELESS_OVMF = '/usr/share/ovmf/OVMF.fd'
+STATELESS_OVMF = embedded.STATELESS_OVMF
 CODE_OVMF = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 SNP_DOMAIN = """<domain type='kvm'>
   <name>%(name)s</name>
