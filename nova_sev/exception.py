@@ -120,21 +120,34 @@ class InvalidSevRequest(SevGuestRefused):
     msg_fmt = 'Invalid SEV request: %(source)s %(key)s=%(value)r: %(reason)s'
 
 
-class SevHostNotCapable(SevGuestRefused):
-    msg_fmt = ('SEV was requested (%(requested_by)s) but this host cannot '
-               'run SEV guests: %(reasons)s (run "nova-sev host-check")')
+def _mode_not_usable(mode: str, alternative: str = '') -> str:
+    """The message of a refused ``mode`` (SEV, SEV-ES, SEV-SNP), with
+    ``alternative``: what else the requester can do.
+    """
+    return ('%s was requested (%%(requested_by)s) but this host cannot run '
+            '%s guests: %%(reasons)s (run "nova-sev host-check"%s)' % (
+                mode, mode, alternative))
 
 
-class SevESNotUsable(SevGuestRefused):
-    msg_fmt = ('SEV-ES was requested (%(requested_by)s) but this host '
-               'cannot run SEV-ES guests: %(reasons)s (run "nova-sev '
-               'host-check", or ask for plain SEV)')
+class SevModeNotUsable(SevGuestRefused):
+    """An SEV mode this host cannot run was requested; ``requested_by``
+    says by what, ``reasons`` why the host cannot. Each mode has its own
+    class and message.
+    """
+
+    msg_fmt = _mode_not_usable('SEV')
 
 
-class SevSNPNotUsable(SevGuestRefused):
-    msg_fmt = ('SEV-SNP was requested (%(requested_by)s) but this host '
-               'cannot run SEV-SNP guests: %(reasons)s (run "nova-sev '
-               'host-check", or ask for plain SEV)')
+class SevHostNotCapable(SevModeNotUsable):
+    """Plain SEV."""
+
+
+class SevESNotUsable(SevModeNotUsable):
+    msg_fmt = _mode_not_usable('SEV-ES', ', or ask for plain SEV')
+
+
+class SevSNPNotUsable(SevModeNotUsable):
+    msg_fmt = _mode_not_usable('SEV-SNP', ', or ask for plain SEV')
 
 
 class SevMachineTypeNotSupported(SevGuestRefused):

@@ -30,27 +30,11 @@ import unittest
 # Nova's harness, as its own unit tests import it.
 from nova import context as nova_context  # noqa: E402
 from nova import objects  # noqa: E402
-from nova import test  # noqa: E402
-from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.unit import fake_network  # noqa: E402
-from nova.virt import fake as fake_virt  # noqa: E402
 from nova.virt.libvirt import blockinfo  # noqa: E402
-import os_vif  # noqa: E402
 
-from nova_sev.virt.libvirt import driver  # noqa: E402
-from nova_sev.virt.libvirt import firmware as fw  # noqa: E402
-from nova_sev.virt.libvirt import host  # noqa: E402
+from nova_sev.tests.fixtures import nova_harness  # noqa: E402
 
-FIRMWARE = (fw.FirmwareDescriptor(
-    path='/usr/share/qemu/firmware/60-edk2-x86_64.json',
-    interface_types=('uefi',), device='flash',
-    executable='/usr/share/OVMF/OVMF_CODE_4M.fd',
-    nvram_template='/usr/share/OVMF/OVMF_VARS_4M.fd',
-    targets=(fw.FirmwareTarget('x86_64', ('pc-i440fx-*', 'pc-q35-*')),),
-    features=('acpi-s3', 'amd-sev')),)
-CAPS = host.SevHostCapabilities(
-    sev_usable=True, sev_es_usable=False, cbitpos=47, reduced_phys_bits=1,
-    max_guests=15, firmware=FIRMWARE)
 # What an SEV guest's image gets filled in: the non-SEV guest asks for the
 # same, so that both rows cost Nova the same.
 SEV_CHOICES = {'hw_machine_type': 'q35', 'hw_firmware_type': 'uefi',
@@ -62,40 +46,12 @@ RESULTS: dict[str, float] = {}
 ARGS = argparse.Namespace(guests=100, repeat=10)
 
 
-class GuestGeneration(test.NoDBTestCase):
+class GuestGeneration(nova_harness.SevDriverTestCase):
     """One "test" that times guest generation in Nova's harness."""
 
-    def setUp(self):
-        super().setUp()
-        os_vif.initialize()
-        self.flags(instances_path=self.useFixture(
-            nova_fixtures.fixtures.TempDir()).path)
-        self.flags(virt_type='kvm', group='libvirt')
-        self.useFixture(nova_fixtures.LibvirtFixture())
-        self.useFixture(nova_fixtures.CGroupsFixture())
-
-    def _driver(self):
-        drv = driver.SevLibvirtDriver(fake_virt.FakeVirtAPI(), True)
-        drv._sev_host.get_capabilities = lambda: CAPS
-        return drv
-
     def _instance(self, extra_specs):
-        flavor = objects.Flavor(
-            id=2, name='m1.small', flavorid='1', memory_mb=2048, vcpus=2,
-            root_gb=10, ephemeral_gb=0, swap=0, rxtx_factor=1.0,
-            vcpu_weight=None, extra_specs=dict(extra_specs))
-        return objects.Instance(
-            id=1, uuid='8b6a3a4c-4bd9-4f8e-9d2b-0a7e1f0c5d11',
-            display_name='bench', project_id='fake', user_id='fake',
-            image_ref='155d900f-4e14-4e4c-a73d-069cbf4541e6',
-            flavor=flavor, instance_type_id=2, vcpus=2, root_gb=10,
-            ephemeral_gb=0, memory_mb=2048, old_flavor=None,
-            new_flavor=None, pci_devices=objects.PciDeviceList(),
-            numa_topology=None, config_drive=None, vm_mode=None,
-            kernel_id=None, ramdisk_id=None, os_type='linux',
-            vcpu_model=None, host='fake-host', node='fake-node',
-            task_state=None, vm_state=None, trusted_certs=None,
-            resources=None, ephemeral_key_uuid=None, migration_context=None,
+        return self.instance(
+            extra_specs, 'bench',
             system_metadata={'image_' + k: v
                              for k, v in SEV_CHOICES.items()})
 
@@ -114,7 +70,7 @@ class GuestGeneration(test.NoDBTestCase):
     def test_generation(self):
         ctxt = nova_context.get_admin_context()
         network_info = fake_network.fake_get_instance_nw_info(self)
-        drv = self._driver()
+        drv = self.sev_driver()
 
         def generator(extra_specs):
             instance = self._instance(extra_specs)

@@ -84,16 +84,6 @@ def add_key_arguments(parser: argparse.ArgumentParser,
                             'writes them')
 
 
-def read_file(path: str, option: str) -> bytes:
-    """The bytes of ``path``; InvalidInput naming ``option`` if unreadable."""
-    try:
-        with open(path, 'rb') as f:
-            return f.read()
-    except OSError as e:
-        raise exception.InvalidInput(reason='cannot read %s %s: %s' % (
-            option, path, e.strerror or e))
-
-
 def server_properties(document: object, source: str) -> dict:
     """The ``properties`` of ``openstack server show -f json`` output (a
     dict, or the older "k='v', ..." text) as a dict of strings.
@@ -133,7 +123,7 @@ def load_report_fields(args, needed: tuple[str, ...]) -> dict:
     """The reported launch values of the command line and --server-json."""
     properties = {}
     if args.server_json:
-        raw = read_file(args.server_json, '--server-json')
+        raw = common.read_file(args.server_json, '--server-json')
         document = common.parse_json(raw, '--server-json', args.server_json)
         properties = server_properties(document, args.server_json)
     options = {dest: getattr(args, dest) for dest, _p in REPORT_PROPERTIES}
@@ -155,16 +145,17 @@ def load_keys(args, need_tek: bool) -> keys.TransportKeys:
             reason='--tk holds both keys: give it or --tik%s, not both'
             % ('/--tek' if need_tek else ''))
     if args.tk:
-        return keys.split_tk(read_file(args.tk, '--tk'), '--tk ' + args.tk)
+        return keys.split_tk(common.read_file(args.tk, '--tk'),
+                             '--tk ' + args.tk)
     if not all(separate):
         raise exception.InvalidInput(
             reason='give the launch session keys: --tk FILE, or --tik FILE'
             '%s' % (' and --tek FILE' if need_tek else ''))
-    tik = keys.check_key(read_file(args.tik, '--tik'), 'TIK',
+    tik = keys.check_key(common.read_file(args.tik, '--tik'), 'TIK',
                          '--tik ' + args.tik)
     tek = None
     if need_tek:
-        tek = keys.check_key(read_file(args.tek, '--tek'), 'TEK',
+        tek = keys.check_key(common.read_file(args.tek, '--tek'), 'TEK',
                              '--tek ' + args.tek)
     return keys.TransportKeys(tik=tik, tek=tek)
 
@@ -190,10 +181,10 @@ def _kernel_table(args) -> tuple[bytes, list[str]]:
                 reason='--initrd and --cmdline are measured only with a '
                 'direct kernel boot: give --kernel too')
         return b'', []
-    kernel = read_file(args.kernel, '--kernel')
+    kernel = common.read_file(args.kernel, '--kernel')
     initrd = None
     if args.initrd is not None:
-        initrd = read_file(args.initrd, '--initrd')
+        initrd = common.read_file(args.initrd, '--initrd')
     table = measurement.kernel_hashes_table(kernel, initrd, args.cmdline)
     return table, ['kernel hashes of %s, initrd %s, cmdline %r' % (
         args.kernel, args.initrd or '(none)', args.cmdline or '')]
@@ -216,10 +207,10 @@ def _vmsa(args, report: measurement.LaunchReport) -> tuple[bytes, list[str]]:
             'give --num-cpus and --vmsa-cpu0 (and --vmsa-cpu1 for more '
             'than one vCPU), or --num-cpus and --vcpu-type'
             % measurement.describe_policy(report.policy))
-    cpu0 = read_file(args.vmsa_cpu0, '--vmsa-cpu0')
+    cpu0 = common.read_file(args.vmsa_cpu0, '--vmsa-cpu0')
     cpu1 = None
     if args.vmsa_cpu1 is not None:
-        cpu1 = read_file(args.vmsa_cpu1, '--vmsa-cpu1')
+        cpu1 = common.read_file(args.vmsa_cpu1, '--vmsa-cpu1')
     pages = measurement.vmsa_pages(args.num_cpus, cpu0, cpu1)
     return pages, ['%d VMSA pages (sha256 %s)' % (
         args.num_cpus, _short_sha256(pages))]
@@ -283,7 +274,7 @@ def load_expected(args, report: measurement.LaunchReport) -> ExpectedLaunch:
         raise exception.InvalidInput(
             reason='give --firmware FILE (the OVMF image the guest booted) '
             'or --launch-digest HEX')
-    firmware = read_file(args.firmware, '--firmware')
+    firmware = common.read_file(args.firmware, '--firmware')
     inputs = ['firmware %s (sha256 %s)' % (args.firmware,
                                            _short_sha256(firmware))]
     if report.sev_es and _vcpu_type_given(args):

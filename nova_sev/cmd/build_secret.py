@@ -80,7 +80,7 @@ def _write_private(path: str, text: str) -> None:
 def run(args) -> int:
     transport = inputs.load_keys(args, need_tek=True)
     entries = [(secret.secret_guid(name),
-                inputs.read_file(path, '--secret %s=' % name))
+                common.read_file(path, '--secret %s=' % name))
                for name, path in secret_sources(args.secret, args.luks_key)]
     table = secret.secret_table(entries)
     if args.skip_verify:

@@ -49,15 +49,22 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
                         help='output format (default: text)')
 
 
+def add_connection_argument(parser, what: str = 'libvirt URI') -> None:
+    """``--connection URI``, as ``connection.open_default_connection``
+    chooses without it; ``parser`` may be a group.
+    """
+    parser.add_argument(
+        '--connection', metavar='URI',
+        help='%s (default: qemu:///system where a libvirt daemon runs, '
+             'else the embedded QEMU driver)' % what)
+
+
 def add_host_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the host facts come from: a libvirt connection or another
     host's domain capabilities, and the ``kvm_amd`` parameters.
     """
     source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        '--connection', metavar='URI',
-        help='libvirt URI to examine (default: qemu:///system where a '
-             'libvirt daemon runs, else the embedded QEMU driver)')
+    add_connection_argument(source, 'libvirt URI to examine')
     source.add_argument(
         '--domcaps', metavar='FILE',
         help='use this output of "virsh domcapabilities --virttype kvm '
@@ -89,19 +96,32 @@ def kvm_amd_dir(args: argparse.Namespace) -> str:
     return args.kvm_amd_params or CONF.sev.kvm_amd_parameters_dir
 
 
+def _unreadable(option: str, path: str, error: OSError
+                ) -> exception.InvalidInput:
+    return exception.InvalidInput(reason='cannot read %s %s: %s' % (
+        option, path, error.strerror or error))
+
+
+def read_file(path: str, option: str) -> bytes:
+    """The bytes of ``path``; InvalidInput naming ``option`` if unreadable."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as e:
+        raise _unreadable(option, path, e)
+
+
 def read_text_file(path: str, option: str) -> str:
     """The UTF-8 text of ``path`` ("-": stdin), whatever the locale;
     InvalidInput naming ``option`` and the file when it cannot be read.
     """
-    try:
-        if path == '-':
+    if path != '-':
+        data = read_file(path, option)
+    else:
+        try:
             data = getattr(sys.stdin, 'buffer', sys.stdin).read()
-        else:
-            with open(path, 'rb') as f:
-                data = f.read()
-    except OSError as e:
-        raise exception.InvalidInput(reason='cannot read %s %s: %s' % (
-            option, path, e.strerror or e))
+        except OSError as e:
+            raise _unreadable(option, path, e)
     if isinstance(data, str):
         return data
     try:

@@ -15,7 +15,6 @@ import hashlib
 import importlib.metadata
 
 from nova_sev.attestation import launch_digest
-from nova_sev.cmd import attestation_inputs as inputs_io
 from nova_sev.cmd import common
 
 
@@ -104,7 +103,7 @@ def run(args) -> int:
         kernel=args.kernel, initrd=args.initrd, append=args.append,
         guest_features=args.guest_features)
     launch_digest.check_inputs(inputs)
-    firmware = inputs_io.read_file(args.ovmf, '--ovmf')
+    firmware = common.read_file(args.ovmf, '--ovmf')
     digest = launch_digest.launch_digest(inputs)
     result = result_dict(inputs, digest,
                          hashlib.sha384(firmware).hexdigest())

@@ -55,10 +55,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('domain', metavar='DOMAIN',
                         help='libvirt domain name, UUID or id')
-    parser.add_argument('--connection', metavar='URI',
-                        help='libvirt URI (default: qemu:///system where a '
-                             'libvirt daemon runs, else the embedded QEMU '
-                             'driver)')
+    common.add_connection_argument(parser)
     parser.add_argument('--inputs-only', action='store_true',
                         help='report only the expected measurement\'s '
                              'inputs (the domain need not run)')

@@ -27,7 +27,6 @@ import uuid
 from nova_sev.attestation import host_data
 from nova_sev.attestation import snp_report
 from nova_sev.attestation import snp_verify
-from nova_sev.cmd import attestation_inputs as inputs
 from nova_sev.cmd import common
 from nova_sev import exception
 
@@ -111,7 +110,7 @@ def parse_hex(text: str, option: str, length: int,
 
 def read_report(path: str) -> snp_report.Report:
     """The report of ``path``, raw or hex text."""
-    data = inputs.read_file(path, '--report')
+    data = common.read_file(path, '--report')
     if len(data) != snp_report.REPORT_LEN and _HEX_TEXT.match(data):
         try:
             data = bytes.fromhex(data.decode('ascii'))
@@ -121,7 +120,7 @@ def read_report(path: str) -> snp_report.Report:
 
 
 def read_certificates(path: str, option: str) -> list:
-    return snp_verify.load_certificates(inputs.read_file(path, option),
+    return snp_verify.load_certificates(common.read_file(path, option),
                                         '%s %s' % (option, path))
 
 

@@ -108,6 +108,10 @@ def probed_template() -> str:
 
 
 SNP_FLAG = "<flag name='sev-snp-guest'/>"
+# libvirt's first release with SEV-SNP: <launchSecurity type='sev-snp'> and
+# the sev-snp-guest capability (with QEMU >= 9.1). Tests compare it with
+# the libvirt version read at run time.
+LIBVIRT_SNP_VERSION = 10005000
 
 
 def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1,

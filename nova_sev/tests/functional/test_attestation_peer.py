@@ -41,7 +41,8 @@ SYSTEM_PYTHON = '/usr/bin/python3'
 REAL_OVMF = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 PEER_WORKERS = 2
 
-# Generated cases per test; their sum is the "at least 200".
+# Generated cases per test; together at least 200 launches compared with
+# the peer.
 FIRMWARE_CASES = 90
 KERNEL_CASES = 90
 SEV_ES_CASES = 40

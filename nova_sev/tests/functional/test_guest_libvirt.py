@@ -280,9 +280,6 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
         self.assertIn('hw_mem_encryption=true', proc.stderr)
 
 
-# libvirt's first release with SEV-SNP (its <launchSecurity type='sev-snp'>
-# and the sev-snp-guest capability, QEMU >= 9.1); Nova 34 needs it too.
-LIBVIRT_SNP_VERSION = 10005000
 SNP_TRAIT = {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}
 SNP_REQUESTS = (
     (SNP_TRAIT, {}),
@@ -320,7 +317,8 @@ class SevSnpGuestRealLibvirtTestCase(testtools.TestCase):
         version, domcaps = self.qemu.call([{'op': 'version'},
                                            {'op': 'domcaps'}])
         self.assertTrue(version['ok'] and domcaps['ok'], (version, domcaps))
-        self.libvirt_has_snp = version['result'] >= LIBVIRT_SNP_VERSION
+        self.libvirt_has_snp = (version['result'] >=
+                                embedded.LIBVIRT_SNP_VERSION)
         # libvirt itself must agree: it keeps the SNP flag exactly when it
         # is new enough.
         self.assertEqual(self.libvirt_has_snp, self.qemu.snp_injected)

@@ -114,7 +114,7 @@ class SnpHostCheckRealLibvirtTestCase(testtools.TestCase):
                                                             snp=True))
         version = qemu.call_one('version')
         self.assertTrue(version['ok'], version)
-        has_snp = version['result'] >= 10005000
+        has_snp = version['result'] >= embedded.LIBVIRT_SNP_VERSION
         self.assertEqual(has_snp, qemu.snp_injected)
         if has_snp:
             self.useFixture(embedded.SnpFirmwareDescriptorFixture())

@@ -12,13 +12,11 @@ command line, parsed for both of the forms libvirt gives pflash firmware
 if=pflash``).
 """
 
+import base64
 import hashlib
 import json
 import os
 import shlex
-
-import base64
-import glob
 
 import fixtures
 import libvirt
@@ -48,11 +46,8 @@ ROM = "<loader type='rom'>%s</loader>"
 PFLASH = "<loader readonly='yes' type='pflash'>%s</loader>"
 CUSTOM_CPU = ("<cpu mode='custom' match='exact' check='none'>"
               "<model fallback='forbid'>%s</model></cpu>")
-STATELESS_OVMF = '/usr/share/ovmf/OVMF.fd'
+STATELESS_OVMF = embedded.STATELESS_OVMF
 CODE_OVMF = '/usr/share/OVMF/OVMF_CODE_4M.fd'
-# libvirt 10.5.0 added <launchSecurity type='sev-snp'>.
-LIBVIRT_SNP = 10005000
-SNP_FLAG = "<flag name='sev-snp-guest'/>"
 SNP_DOMAIN = """<domain type='kvm'>
   <name>%(name)s</name>
   <memory unit='MiB'>256</memory>
@@ -69,22 +64,6 @@ SNP_DOMAIN = """<domain type='kvm'>
   </launchSecurity>
   <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
 </domain>"""
-
-
-def inject_snp_flag(root: str) -> None:
-    """Make the SEV-capable capability cache under ``root`` claim SNP too,
-    as libvirt's own caps_10.0.0_x86_64+amdsev.xml does (both flags and
-    the <sev> element; the SNP flag alone crashes domainXMLToNative).
-    """
-    for path in glob.glob(os.path.join(root,
-                                       'cache/qemu/capabilities/*.xml')):
-        with open(path, encoding='utf-8') as f:
-            xml = f.read()
-        if embedded.X86_EMULATOR in xml and SNP_FLAG not in xml:
-            first_flag = xml.index('<flag name=')
-            xml = xml[:first_flag] + SNP_FLAG + '\n  ' + xml[first_flag:]
-            with open(path, 'w', encoding='utf-8') as f:
-                f.write(xml)
 
 
 def qemu_argv_facts(argv_text: str) -> dict:
@@ -260,15 +239,18 @@ class LaunchInputsTestCase(testtools.TestCase):
         xml = SNP_DOMAIN % {
             'name': 'snp-guest', 'vcpus': 3, 'firmware': STATELESS_OVMF,
             'cpu': CUSTOM_CPU % model, 'host_data': host_data}
-        if libvirt.getVersion() < LIBVIRT_SNP:
+        if libvirt.getVersion() < embedded.LIBVIRT_SNP_VERSION:
             # libvirt before 10.5 has no SEV-SNP: it refuses the domain,
             # and there is nothing to derive.
             define = self.qemu.call_one('define', xml=xml)
             self.assertFalse(define['ok'])
             self.assertIn('launchSecurity', define['error'])
             return
-        inject_snp_flag(self.qemu.root)
-        define, argv = self.qemu.call([
+        # A root of its own with SEV-SNP in the capability cache, as
+        # libvirt's caps_10.0.0_x86_64+amdsev.xml has it.
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True,
+                                                            snp=True))
+        define, argv = qemu.call([
             {'op': 'define', 'keep': True, 'xml': xml},
             {'op': 'argv', 'xml': xml}])
         self.assertTrue(define['ok'], define)
@@ -277,7 +259,7 @@ class LaunchInputsTestCase(testtools.TestCase):
         self.assertEqual('sev-snp-guest', facts['launch'])
         proc = embedded.run_cli('launch-info', 'snp-guest', '--inputs-only',
                                 '--format', 'json', '--connection',
-                                self.qemu.uri)
+                                qemu.uri)
         self.assertEqual(0, proc.returncode, proc.stderr)
         inputs = json.loads(proc.stdout)['measurement_inputs']
         self.assertEqual('snp', inputs['mode'])

@@ -328,13 +328,14 @@ class LibvirtConfigDomainCaps(LibvirtConfigObject):
         return caps
 
 
-class LibvirtConfigGuestFeatureSEV(LibvirtConfigObject):
-    """``<launchSecurity type='sev'>`` of a guest (the spec's class).
-
-    ``policy`` is written as libvirt's documentation and the spec show it,
-    ``0x%04x``; cbitpos and reducedPhysBits come from the host's domain
-    capabilities.
+class _LibvirtConfigGuestLaunchSecurity(LibvirtConfigObject):
+    """What the SEV and SEV-SNP ``<launchSecurity>`` of a guest share:
+    the ``type`` (``launch_type``), cbitpos and reducedPhysBits from the
+    host's domain capabilities, and the policy in ``policy_format``.
     """
+
+    launch_type = ''
+    policy_format = ''
 
     def __init__(self) -> None:
         super().__init__(root_name='launchSecurity')
@@ -344,29 +345,42 @@ class LibvirtConfigGuestFeatureSEV(LibvirtConfigObject):
 
     def format_dom(self) -> etree._Element:
         node = super().format_dom()
-        node.set('type', 'sev')
+        node.set('type', self.launch_type)
         for tag, value in (('cbitpos', self.cbitpos),
                            ('reducedPhysBits', self.reduced_phys_bits)):
             if value is not None:
                 node.append(self._text_node(tag, value))
         if self.policy is not None:
-            node.append(self._text_node('policy', '0x%04x' % self.policy))
+            node.append(self._text_node('policy',
+                                        self.policy_format % self.policy))
         return node
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         super().parse_dom(xmldoc)
         what = 'guest <launchSecurity>'
-        if xmldoc.get('type') != 'sev':
+        if xmldoc.get('type') != self.launch_type:
             raise exception.InvalidLibvirtXML(
-                what=what, reason="type is %r, expected 'sev'" %
-                xmldoc.get('type'))
+                what=what, reason='type is %r, expected %r' % (
+                    xmldoc.get('type'), self.launch_type))
         self.cbitpos = _int_text(xmldoc.find('cbitpos'), what)
         self.reduced_phys_bits = _int_text(
             xmldoc.find('reducedPhysBits'), what)
         self.policy = _int_text(xmldoc.find('policy'), what)
 
 
-class LibvirtConfigGuestFeatureSEVSNP(LibvirtConfigObject):
+class LibvirtConfigGuestFeatureSEV(_LibvirtConfigGuestLaunchSecurity):
+    """``<launchSecurity type='sev'>`` of a guest (the spec's class).
+
+    ``policy`` is written as libvirt's documentation and the spec show it,
+    ``0x%04x``; cbitpos and reducedPhysBits come from the host's domain
+    capabilities.
+    """
+
+    launch_type = 'sev'
+    policy_format = '0x%04x'
+
+
+class LibvirtConfigGuestFeatureSEVSNP(_LibvirtConfigGuestLaunchSecurity):
     """``<launchSecurity type='sev-snp'>`` of a guest (libvirt >= 10.5).
 
     ``policy`` is the 64-bit SNP guest policy, written ``0x%08x``;
@@ -375,11 +389,11 @@ class LibvirtConfigGuestFeatureSEVSNP(LibvirtConfigObject):
     are libvirt's yes/no attributes, left out when None.
     """
 
+    launch_type = 'sev-snp'
+    policy_format = '0x%08x'
+
     def __init__(self) -> None:
-        super().__init__(root_name='launchSecurity')
-        self.cbitpos: int | None = None
-        self.reduced_phys_bits: int | None = None
-        self.policy: int | None = None
+        super().__init__()
         self.author_key: bool | None = None
         self.vcek: bool | None = None
         self.kernel_hashes: bool | None = None
@@ -390,34 +404,18 @@ class LibvirtConfigGuestFeatureSEVSNP(LibvirtConfigObject):
 
     def format_dom(self) -> etree._Element:
         node = super().format_dom()
-        node.set('type', 'sev-snp')
         for attr, name in self._BOOL_ATTRS:
             value = getattr(self, name)
             if value is not None:
                 node.set(attr, 'yes' if value else 'no')
-        for tag, value in (('cbitpos', self.cbitpos),
-                           ('reducedPhysBits', self.reduced_phys_bits)):
-            if value is not None:
-                node.append(self._text_node(tag, value))
-        if self.policy is not None:
-            node.append(self._text_node('policy', '0x%08x' % self.policy))
         if self.host_data is not None:
             node.append(self._text_node('hostData', self.host_data))
         return node
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         super().parse_dom(xmldoc)
-        what = 'guest <launchSecurity>'
-        if xmldoc.get('type') != 'sev-snp':
-            raise exception.InvalidLibvirtXML(
-                what=what, reason="type is %r, expected 'sev-snp'" %
-                xmldoc.get('type'))
         for attr, name in self._BOOL_ATTRS:
             value = xmldoc.get(attr)
             setattr(self, name, None if value is None else value == 'yes')
-        self.cbitpos = _int_text(xmldoc.find('cbitpos'), what)
-        self.reduced_phys_bits = _int_text(
-            xmldoc.find('reducedPhysBits'), what)
-        self.policy = _int_text(xmldoc.find('policy'), what)
         host_data = xmldoc.findtext('hostData')
         self.host_data = host_data.strip() if host_data is not None else None

@@ -73,6 +73,13 @@ def virtio_devices(root):
     return found
 
 
+def fake_host_info(mem_gib: int = 16) -> fakelibvirt.HostInfo:
+    """A compute host of 1 socket, 4 cores, 2 threads and ``mem_gib``."""
+    # Nova's fake getInfo() returns kB_mem where libvirt returns MiB.
+    return fakelibvirt.HostInfo(cpu_nodes=1, cpu_sockets=1, cpu_cores=4,
+                                cpu_threads=2, kB_mem=mem_gib * 1024)
+
+
 def api_paste_ini() -> str:
     """Nova's api-paste.ini as pip installs it: in the environment's data
     directory (``<venv>/etc/nova``), not beside the package where Nova's
@@ -138,12 +145,7 @@ class SevServersTestBase(base.ServersTestBase):
                                     'hw_firmware_type': 'uefi'}),
                 ('uefi', {'hw_firmware_type': 'uefi'}),
                 ('virtio-blk', {'hw_disk_bus': 'virtio'})):
-            image = copy.deepcopy(self.glance.image1)
-            image['id'] = 'a1b2c3d4-0000-4000-8000-%012d' % len(self.images)
-            image['name'] = name
-            image['properties'] = dict(image['properties'], **props)
-            self.glance.create(None, image)
-            self.images[name] = image['id']
+            self.add_image(name, props)
 
         self.flavors = {
             'plain': self._create_flavor(name='plain', memory_mb=2048),
@@ -163,6 +165,17 @@ class SevServersTestBase(base.ServersTestBase):
                 name='sev-large', memory_mb=4096,
                 extra_spec={'trait:HW_CPU_X86_AMD_SEV': 'required'}),
         }
+
+    def add_image(self, name, props):
+        """A Glance image like Nova's image1 with ``props`` added, kept in
+        ``self.images[name]``.
+        """
+        image = copy.deepcopy(self.glance.image1)
+        image['id'] = 'a1b2c3d4-0000-4000-8000-%012d' % len(self.images)
+        image['name'] = name
+        image['properties'] = dict(image['properties'], **props)
+        self.glance.create(None, image)
+        self.images[name] = image['id']
 
     def write_descriptor(self, name, descriptor):
         with open(os.path.join(self.firmware_dir, name), 'w') as f:
@@ -189,11 +202,7 @@ class SevServersTestBase(base.ServersTestBase):
         self.host_features[hostname] = (
             sev_features(max_guests, max_es_guests) if sev
             else NO_SEV_FEATURES)
-        # Nova's fake getInfo() returns kB_mem where libvirt returns MiB.
-        host_info = fakelibvirt.HostInfo(
-            cpu_nodes=1, cpu_sockets=1, cpu_cores=4, cpu_threads=2,
-            kB_mem=mem_gib * 1024)
-        return self.start_compute(hostname, host_info=host_info,
+        return self.start_compute(hostname, host_info=fake_host_info(mem_gib),
                                   pci_info=pci_info)
 
     # -- looking at what happened ------------------------------------------

@@ -12,30 +12,15 @@ extra specs and image properties, it must give the driver's domain.
 from lxml import etree
 from nova import context as nova_context
 from nova import objects
-from nova import test
-from nova.tests import fixtures as nova_fixtures
 from nova.tests.unit import fake_network
-from nova.virt import fake as fake_virt
 from nova.virt.libvirt import blockinfo
 from nova.virt.libvirt import driver as libvirt_driver
-import os_vif
 
-from nova_sev.virt.libvirt import driver
-from nova_sev.virt.libvirt import firmware as fw
+from nova_sev.tests.fixtures import nova_harness
 from nova_sev.virt.libvirt import guest_plan as gp
-from nova_sev.virt.libvirt import host
 from nova_sev.virt.libvirt import sev_guest
 
-FIRMWARE = (fw.FirmwareDescriptor(
-    path='/usr/share/qemu/firmware/60-edk2-x86_64.json',
-    interface_types=('uefi',), device='flash',
-    executable='/usr/share/OVMF/OVMF_CODE_4M.fd',
-    nvram_template='/usr/share/OVMF/OVMF_VARS_4M.fd',
-    targets=(fw.FirmwareTarget('x86_64', ('pc-i440fx-*', 'pc-q35-*')),),
-    features=('acpi-s3', 'amd-sev')),)
-CAPS = host.SevHostCapabilities(
-    sev_usable=True, sev_es_usable=False, cbitpos=47, reduced_phys_bits=1,
-    max_guests=15, firmware=FIRMWARE)
+CAPS = nova_harness.CAPS
 SEV = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
 
 # (flavor extra specs, image properties)
@@ -61,42 +46,16 @@ def canonical(xml: str) -> str:
     return etree.tostring(root, method='c14n').decode()
 
 
-class TestGuestXmlAgreesWithDriver(test.NoDBTestCase):
+class TestGuestXmlAgreesWithDriver(nova_harness.SevDriverTestCase):
 
     def setUp(self):
         super().setUp()
-        os_vif.initialize()
-        self.flags(instances_path=self.useFixture(
-            nova_fixtures.fixtures.TempDir()).path)
-        self.flags(virt_type='kvm', group='libvirt')
-        self.useFixture(nova_fixtures.LibvirtFixture())
-        self.useFixture(nova_fixtures.CGroupsFixture())
-        self.drv = driver.SevLibvirtDriver(fake_virt.FakeVirtAPI(), True)
-        self.drv._sev_host.get_capabilities = lambda: CAPS
+        self.drv = self.sev_driver()
         self.ctxt = nova_context.get_admin_context()
-
-    def _instance(self, extra_specs):
-        flavor = objects.Flavor(
-            id=2, name='m1.small', flavorid='1', memory_mb=2048, vcpus=2,
-            root_gb=10, ephemeral_gb=0, swap=0, rxtx_factor=1.0,
-            vcpu_weight=None, extra_specs=dict(extra_specs))
-        return objects.Instance(
-            id=1, uuid='8b6a3a4c-4bd9-4f8e-9d2b-0a7e1f0c5d11',
-            display_name='same', project_id='fake', user_id='fake',
-            image_ref='155d900f-4e14-4e4c-a73d-069cbf4541e6',
-            flavor=flavor, instance_type_id=2, vcpus=2, root_gb=10,
-            ephemeral_gb=0, memory_mb=2048, old_flavor=None,
-            new_flavor=None, pci_devices=objects.PciDeviceList(),
-            numa_topology=None, config_drive=None, vm_mode=None,
-            kernel_id=None, ramdisk_id=None, os_type='linux',
-            vcpu_model=None, host='fake-host', node='fake-node',
-            task_state=None, vm_state=None, trusted_certs=None,
-            resources=None, ephemeral_key_uuid=None, migration_context=None,
-            system_metadata={})
 
     def _driver_and_base(self, extra_specs, image_props):
         """The driver's SEV domain and Nova's own base domain."""
-        instance = self._instance(extra_specs)
+        instance = self.instance(extra_specs, 'same')
         image_meta = objects.ImageMeta.from_dict(
             {'disk_format': 'raw', 'properties': dict(image_props)})
         network_info = fake_network.fake_get_instance_nw_info(self)

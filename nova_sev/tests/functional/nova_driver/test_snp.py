@@ -5,7 +5,6 @@ SEV-ES.
 """
 
 import base64
-import copy
 import hashlib
 
 import os_traits
@@ -54,21 +53,13 @@ class TestSevSnp(base.SevServersTestBase):
                                     'hw_firmware_stateless': 'True'}),
                 ('kernel', {'kernel_id': self.images['plain'],
                             'ramdisk_id': None})):
-            self._add_image(name, props)
+            self.add_image(name, props)
         for name, specs in (
                 ('snp-trait', {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}),
                 ('snp-model', {'hw:mem_encryption': 'true',
                                'hw:mem_encryption_model': 'amd-sev-snp'})):
             self.flavors[name] = self._create_flavor(
                 name=name, memory_mb=2048, extra_spec=specs)
-
-    def _add_image(self, name, props):
-        image = copy.deepcopy(self.glance.image1)
-        image['id'] = 'a1b2c3d4-0000-4000-8000-%012d' % len(self.images)
-        image['name'] = name
-        image['properties'] = dict(image['properties'], **props)
-        self.glance.create(None, image)
-        self.images[name] = image['id']
 
     def _start(self, hostname, snp=True, sev=True, max_es_guests=15):
         """Start a compute whose kvm_amd parameters are its own: SNP
@@ -85,16 +76,14 @@ class TestSevSnp(base.SevServersTestBase):
             snp_features(max_es_guests=max_es_guests) if snp else
             base.sev_features(max_es_guests=max_es_guests) if sev else
             base.NO_SEV_FEATURES)
-        host_info = base.fakelibvirt.HostInfo(
-            cpu_nodes=1, cpu_sockets=1, cpu_cores=4, cpu_threads=2,
-            kB_mem=16 * 1024)
         versions = {}
         if snp:
             # The first libvirt and QEMU with SEV-SNP; Nova reports
             # COMPUTE_SECURITY_STATELESS_FIRMWARE from libvirt 8.6 on.
             versions = {'libvirt_version': SNP_LIBVIRT_VERSION,
                         'qemu_version': SNP_QEMU_VERSION}
-        return self.start_compute(hostname, host_info=host_info, **versions)
+        return self.start_compute(hostname, host_info=base.fake_host_info(),
+                                  **versions)
 
     def assertSnpDomain(self, root, server, kernel_hashes='no'):
         lsec = root.findall('launchSecurity')
