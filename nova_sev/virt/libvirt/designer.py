@@ -12,6 +12,11 @@ The designer only writes what the plan decided: it refuses nothing (the
 plan has refused what cannot be, ``guest_plan``); its only errors are
 InvalidLibvirtXML for text that is not a domain. ``domain_facts`` reads
 what the plan needs from a base domain (``nova-sev guest-xml``).
+
+The writer runs for every guest the driver builds, so it reads the tree in
+few passes (one over ``<domain>``, one over ``<devices>``) and copies what
+depends on the plan's values only, formatted once (``tools/bench_guest.py``
+measures it against Nova's own generation).
 """
 
 import copy
@@ -565,7 +570,8 @@ def write_guest_plan(root: etree._Element, plan: gp.GuestPlan
     _set_acpi_without_vmcoreinfo(parts)
     _set_memory(parts, root, plan)
     _set_devices(devices, plan)
-    for node in root.findall('launchSecurity'):
-        root.remove(node)
+    if 'launchSecurity' in parts:
+        for node in root.findall('launchSecurity'):
+            root.remove(node)
     root.append(_launch_security(plan))
     return root
