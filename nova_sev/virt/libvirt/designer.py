@@ -191,8 +191,13 @@ def _disk_bus(target: etree._Element | None) -> str | None:
     return None
 
 
+def _first(parent: etree._Element, tag: str) -> etree._Element | None:
+    """``parent.find(tag)`` for a child tag, in half its time."""
+    return next(parent.iterchildren(tag), None)
+
+
 def _model_type(dev: etree._Element) -> str:
-    model = dev.find('model')
+    model = _first(dev, 'model')
     return (model.get('type') or '') if model is not None else ''
 
 
@@ -210,7 +215,7 @@ def _always(dev: etree._Element) -> bool:
 # not listed is not. QEMU's filesystems (9p, virtiofs) and vsock are virtio
 # devices.
 _VIRTIO_BY_TAG = {
-    'disk': lambda dev: _disk_bus(dev.find('target')) == gp.BUS_VIRTIO,
+    'disk': lambda dev: _disk_bus(_first(dev, 'target')) == gp.BUS_VIRTIO,
     'controller': _virtio_controller,
     'interface': lambda dev: _model_type(dev).startswith('virtio'),
     'video': lambda dev: _model_type(dev) == 'virtio',
@@ -229,7 +234,7 @@ def _is_virtio(dev: etree._Element) -> bool:
 
 
 def _set_iommu(dev: etree._Element) -> None:
-    driver = dev.find('driver')
+    driver = _first(dev, 'driver')
     if driver is None:
         etree.SubElement(dev, 'driver', iommu='on')
     else:
@@ -288,7 +293,7 @@ def _set_machine(parts: dict[str, etree._Element], root: etree._Element,
     os_node = parts.get('os')
     if os_node is None:
         os_node = parts['os'] = etree.SubElement(root, 'os')
-    os_type = os_node.find('type')
+    os_type = _first(os_node, 'type')
     if os_type is None:
         os_type = etree.Element('type')
         os_type.text = 'hvm'
@@ -353,7 +358,7 @@ def _set_acpi_without_vmcoreinfo(parts: dict[str, etree._Element]) -> None:
         features = parts['features'] = etree.Element('features')
         parts['os'].addnext(features)
     # libvirt: "UEFI requires ACPI on this architecture".
-    if features.find('acpi') is None:
+    if _first(features, 'acpi') is None:
         features.insert(0, etree.Element('acpi'))
     # The vmcoreinfo device needs DMA between guest and host, which
     # encrypted guest memory forbids; Nova leaves it out for the same reason.
@@ -386,7 +391,7 @@ def _set_memory(parts: dict[str, etree._Element], root: etree._Element,
     if backing is None:
         backing = parts['memoryBacking'] = etree.Element('memoryBacking')
         parts.get('memtune', anchor).addnext(backing)
-    if backing.find('locked') is None:
+    if _first(backing, 'locked') is None:
         etree.SubElement(backing, 'locked')
 
 
@@ -443,11 +448,13 @@ def _add_controller(devices: etree._Element,
 
 
 def _set_buses(devices: etree._Element, disks: list[etree._Element],
-               controllers: list[etree._Element], plan: gp.GuestPlan) -> None:
+               controllers: list[etree._Element], plan: gp.GuestPlan
+               ) -> list[etree._Element | None]:
     """Disks and CD-ROMs onto the plan's buses, no IDE controller, a
-    virtio-scsi controller for each SCSI controller index in use.
+    virtio-scsi controller for each SCSI controller index in use; the
+    disks' targets.
     """
-    targets = [disk.find('target') for disk in disks]
+    targets = [_first(disk, 'target') for disk in disks]
     used = {t.get('dev') for t in targets if t is not None}
     for disk, target in zip(disks, targets):
         if target is None:
@@ -466,7 +473,7 @@ def _set_buses(devices: etree._Element, disks: list[etree._Element],
     scsi_indexes = set()
     for disk, target in zip(disks, targets):
         if _disk_bus(target) == gp.DISK_BUS_SCSI:
-            address = disk.find('address')
+            address = _first(disk, 'address')
             scsi_indexes.add(address.get('controller') or '0'
                              if address is not None else '0')
     for index in sorted(scsi_indexes):
@@ -479,6 +486,7 @@ def _set_buses(devices: etree._Element, disks: list[etree._Element],
             # libvirt would pick LSI where QEMU has it: virtio-scsi is what
             # SEV guests boot from (spec: "Limitations").
             ctrl.set('model', 'virtio-scsi')
+    return targets
 
 
 def _set_devices(devices: etree._Element, plan: gp.GuestPlan) -> None:
@@ -504,13 +512,13 @@ def _set_devices(devices: etree._Element, plan: gp.GuestPlan) -> None:
             is_virtio = _VIRTIO_BY_TAG.get(tag)
             if is_virtio is not None and is_virtio(dev):
                 _set_iommu(dev)
-    _set_buses(devices, disks, controllers, plan)
+    targets = _set_buses(devices, disks, controllers, plan)
     if virtio_serial_needed and not any(
             c.get('type') == 'virtio-serial' for c in controllers):
         _add_controller(devices, controllers, type='virtio-serial',
                         index='0')
-    for dev in disks:
-        if _disk_bus(dev.find('target')) == gp.BUS_VIRTIO:
+    for dev, target in zip(disks, targets):
+        if _disk_bus(target) == gp.BUS_VIRTIO:
             _set_iommu(dev)
     for dev in controllers:
         if _virtio_controller(dev):
