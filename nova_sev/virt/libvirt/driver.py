@@ -304,7 +304,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 instance_uuid=instance.uuid,
                 # Nova boots such a guest's kernel directly (SNP hashes).
                 direct_kernel_boot=bool(
-                    instance.obj_attr_is_set('kernel_id') and
+                    is_set(instance, 'kernel_id') and
                     instance.kernel_id))
         except exception.SevGuestRefused as e:
             # Aborted, not rescheduled, even where the reason is this host's

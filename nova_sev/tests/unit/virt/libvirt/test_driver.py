@@ -128,6 +128,9 @@ class HelpersTestCase(testtools.TestCase):
         self.assertEqual(['traits_required', 'hw_machine_type',
                           'hw_disk_bus', 'hw_video_ram'],
                          [name for name, known in answers if known])
+        for instance in (objects.Instance(), objects.Instance(kernel_id='k')):
+            self.assertEqual(instance.obj_attr_is_set('kernel_id'),
+                             driver.is_set(instance, 'kernel_id'))
 
     def test_conflict_is_invalid_input(self):
         objects.register_all()
