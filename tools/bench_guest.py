@@ -18,9 +18,23 @@ non-SEV time. Not a test: numbers are printed, not asserted (the target is
 at most 1 %).
 
     tools/bench_guest.py [--guests N] [--repeat R]
+
+CPU time on a machine that other work loads varies by several percent
+from run to run, more than the target. Instruction counts do not: with
+``--only non-SEV`` or ``--only SEV`` the bench generates ``--guests``
+guests of that row once, inside one ``operator.call``, so that
+
+    valgrind --tool=callgrind --toggle-collect=_operator_call \
+        tools/bench_guest.py --only SEV --guests 10
+
+counts the instructions of exactly those guests (the ``totals`` line of
+its output); the difference of the two rows over ``--guests`` is the SEV
+overhead per guest.
 """
 
 import argparse
+import gc
+import operator
 import os
 import sys
 import time
@@ -43,7 +57,7 @@ SEV_CHOICES = {'hw_machine_type': 'q35', 'hw_firmware_type': 'uefi',
 SEV_SPECS = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
 
 RESULTS: dict[str, float] = {}
-ARGS = argparse.Namespace(guests=100, repeat=10)
+ARGS = argparse.Namespace(guests=100, repeat=10, only=None)
 
 
 class GuestGeneration(nova_harness.SevDriverTestCase):
@@ -90,6 +104,23 @@ class GuestGeneration(nova_harness.SevDriverTestCase):
         sev = generator(SEV_SPECS)
         self.assertNotIn('launchSecurity', plain())
         self.assertIn('launchSecurity', sev())
+        if ARGS.only is not None:
+            func = plain if ARGS.only == 'non-SEV' else sev
+            for _ in range(5):
+                func()  # warm: what is cached per host is cached
+
+            def guests():
+                for _ in range(ARGS.guests):
+                    func()
+            # A collection of Nova's many objects costs millions of
+            # instructions, and would land in one row or the other by chance.
+            gc.collect()
+            gc.disable()
+            try:
+                operator.call(guests)
+            finally:
+                gc.enable()
+            return
         RESULTS['non-SEV'], RESULTS['SEV'] = self._time((plain, sev))
 
 
@@ -115,6 +146,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--guests', type=int, default=ARGS.guests)
     parser.add_argument('--repeat', type=int, default=ARGS.repeat)
+    parser.add_argument('--only', choices=('non-SEV', 'SEV'),
+                        help='generate --guests guests of one row once, '
+                        'for an instruction counter (see above)')
     parser.parse_args(namespace=ARGS)
     result = unittest.TextTestRunner(stream=open(os.devnull, 'w')).run(
         unittest.defaultTestLoader.loadTestsFromTestCase(GuestGeneration))
@@ -122,6 +156,9 @@ def main() -> int:
         for _case, trace in result.errors + result.failures:
             print(trace, file=sys.stderr)
         return 1
+    if ARGS.only is not None:
+        print('%d guests, %s' % (ARGS.guests, ARGS.only))
+        return 0
     base = RESULTS['non-SEV']
     print('Nova _get_guest_xml, %d guests x %d runs (best, CPU time):' % (
         ARGS.guests, ARGS.repeat))

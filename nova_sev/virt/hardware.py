@@ -258,7 +258,10 @@ def get_sev_mode(extra_specs: Mapping[str, str],
     InvalidSevRequest for a value that cannot be read or a model given
     without encryption.
     """
-    flavor, image = _flavor_image_stances(extra_specs, image_props)
+    return _sev_mode(*_flavor_image_stances(extra_specs, image_props))
+
+
+def _sev_mode(flavor: _SourceStances, image: _SourceStances) -> SevMode:
     enc = _merge(flavor.enc + image.enc, 'memory encryption (SEV)')
     es = _merge(flavor.es + image.es, 'SEV-ES')
     snp = _merge(flavor.snp + image.snp, 'SEV-SNP')
@@ -291,7 +294,19 @@ def sev_requested_by(extra_specs: Mapping[str, str],
     """The keys that asked for SEV, for messages ("flavor extra spec
     hw:mem_encryption=true"); empty when nothing did.
     """
+    return _requested_by(*_flavor_image_stances(extra_specs, image_props))
+
+
+def sev_request(extra_specs: Mapping[str, str],
+                image_props: Mapping[str, Any]) -> tuple[SevMode, str]:
+    """``get_sev_mode`` and ``sev_requested_by`` of one request, which
+    reads the flavor and image once for both.
+    """
     flavor, image = _flavor_image_stances(extra_specs, image_props)
+    return _sev_mode(flavor, image), _requested_by(flavor, image)
+
+
+def _requested_by(flavor: _SourceStances, image: _SourceStances) -> str:
     seen = []
     for stance in (flavor.enc + flavor.es + flavor.snp +
                    image.enc + image.es + image.snp):

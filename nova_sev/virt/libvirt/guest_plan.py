@@ -20,6 +20,7 @@ whatever the domain gets differently as a field of ``GuestPlan``.
 
 import collections.abc
 import dataclasses
+import functools
 from typing import Any
 
 from nova_sev.attestation import host_data
@@ -183,7 +184,8 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
                 virt_type: str | None = None,
                 domain: DomainFacts | None = None,
                 instance_uuid: str | None = None,
-                direct_kernel_boot: bool = False) -> GuestFacts:
+                direct_kernel_boot: bool = False,
+                requested_by: str | None = None) -> GuestFacts:
     """Gather the guest facts from a flavor's extra specs and an image's
     properties (with ``[libvirt]hw_machine_type`` as
     ``conf_machine_types`` and ``[libvirt]virt_type`` as ``virt_type``).
@@ -192,6 +194,8 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
     pages, machine type, domain type, architecture, host devices and IDE
     disks count as well: the guest is that domain. ``instance_uuid`` and
     ``direct_kernel_boot`` (or an image ``kernel_id``) matter to SEV-SNP.
+    ``requested_by`` is ``hardware.sev_requested_by`` when the caller has
+    it already.
     """
     video_mb = max(video_mb, hardware.requested_video_ram_mb(image_props))
     huge_pages = hardware.uses_huge_pages(extra_specs, image_props)
@@ -223,7 +227,8 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
         vgpu_request=hardware.requested_vgpus(extra_specs),
         host_devices=tuple(host_devices),
         ide_disks=ide_disks or (),
-        requested_by=hardware.sev_requested_by(extra_specs, image_props),
+        requested_by=(hardware.sev_requested_by(extra_specs, image_props)
+                      if requested_by is None else requested_by),
         instance_uuid=instance_uuid,
         direct_kernel_boot=(direct_kernel_boot or
                             hardware.boots_kernel_directly(image_props)),
@@ -492,15 +497,10 @@ def _firmware(mode: SevMode, machine_type: str,
               descriptors: collections.abc.Sequence[fw.FirmwareDescriptor],
               options: SevGuestOptions) -> fw.FirmwareDescriptor:
     required = _FIRMWARE_FEATURES[mode]
-    machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
-               else machine_type)
     if mode is SevMode.SEV_SNP:
-        selected = fw.select_snp_firmware(list(descriptors), ARCH, machine)
         required = ('%s (on stateless, memory-mapped firmware)' %
                     fw.FEATURE_AMD_SEV_SNP,)
-    else:
-        selected = fw.select_firmware(list(descriptors), ARCH, machine,
-                                      required)
+    selected = _select_firmware(mode, machine_type, tuple(descriptors))
     if selected is None:
         raise exception.SevFirmwareNotFound(
             arch=ARCH, machine=machine_type,
@@ -508,6 +508,22 @@ def _firmware(mode: SevMode, machine_type: str,
             dirs=', '.join(options.firmware_descriptor_dirs) or
             'this host')
     return selected
+
+
+@functools.lru_cache(maxsize=32)
+def _select_firmware(mode: SevMode, machine_type: str,
+                     descriptors: tuple[fw.FirmwareDescriptor, ...]
+                     ) -> fw.FirmwareDescriptor | None:
+    """The firmware of a ``mode`` guest on ``machine_type``, or None. A
+    function of a host's descriptors (detected once per connection) and
+    the machine type: chosen once for each, not once per guest.
+    """
+    machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
+               else machine_type)
+    if mode is SevMode.SEV_SNP:
+        return fw.select_snp_firmware(list(descriptors), ARCH, machine)
+    return fw.select_firmware(list(descriptors), ARCH, machine,
+                              _FIRMWARE_FEATURES[mode])
 
 
 def make_guest_plan(
@@ -608,14 +624,15 @@ def plan_guest(
     (``guest_facts``), the plan (``make_guest_plan``). None when SEV is
     not requested. Raises SevGuestRefused subclasses.
     """
-    mode = hardware.get_sev_mode(extra_specs, image_props)
+    mode, requested_by = hardware.sev_request(extra_specs, image_props)
     if mode is SevMode.NONE:
         return None
     facts = guest_facts(extra_specs, image_props, ram_mb,
                         conf_machine_types=conf_machine_types,
                         host_devices=host_devices, virt_type=virt_type,
                         domain=domain, instance_uuid=instance_uuid,
-                        direct_kernel_boot=direct_kernel_boot)
+                        direct_kernel_boot=direct_kernel_boot,
+                        requested_by=requested_by)
     return make_guest_plan(mode, caps, facts, options, firmware)
 
 

@@ -109,6 +109,29 @@ class HelpersTestCase(testtools.TestCase):
         self.assertEqual(SevMode.SEV, driver.sev_mode(
             objects.Flavor(extra_specs={}), image_meta))
 
+    def test_is_set_is_oslo_obj_attr_is_set(self):
+        # is_set reads oslo.versionedobjects' storage of a field: an oslo
+        # release that stores fields another way fails here.
+        objects.register_all()
+        for name in driver.hardware.IMAGE_PROPERTIES:
+            self.assertIn(name, objects.ImageMetaProps.fields)
+        image_meta = objects.ImageMeta.from_dict({'properties': {
+            'hw_disk_bus': 'scsi', 'hw_video_ram': 64,
+            'trait:HW_CPU_X86_AMD_SEV': 'required'}})
+        props = image_meta.properties
+        props.hw_machine_type = 'q35'
+        answers = [(name, driver.is_set(props, name))
+                   for name in driver.hardware.IMAGE_PROPERTIES]
+        self.assertEqual([(name, props.obj_attr_is_set(name))
+                          for name in driver.hardware.IMAGE_PROPERTIES],
+                         answers)
+        self.assertEqual(['traits_required', 'hw_machine_type',
+                          'hw_disk_bus', 'hw_video_ram'],
+                         [name for name, known in answers if known])
+        for instance in (objects.Instance(), objects.Instance(kernel_id='k')):
+            self.assertEqual(instance.obj_attr_is_set('kernel_id'),
+                             driver.is_set(instance, 'kernel_id'))
+
     def test_conflict_is_invalid_input(self):
         objects.register_all()
         image_meta = objects.ImageMeta.from_dict(
