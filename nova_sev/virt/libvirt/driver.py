@@ -276,8 +276,8 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         # under way that builds that guest ...
         self._sev_plans: dict[str, tuple[Any, Any]] = {}
         # ... and of a boot whose default_root_device_name planned it,
-        # until its spawn takes the plan over (a boot that fails before
-        # spawn leaves an entry no other operation uses).
+        # until its spawn takes the plan over (the entry of a boot that
+        # failed before spawn goes when admission sees it left the host).
         self._sev_pending: dict[str, tuple[Any, Any]] = {}
         self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
@@ -405,6 +405,8 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             here = {uuid for uuid, _b, _p in listed}
             for uuid in set(self._sev_admitted) - here:
                 del self._sev_admitted[uuid]
+            for uuid in set(self._sev_pending) - here:
+                self._sev_pending.pop(uuid, None)
             holding = admission.guests_holding_slots(
                 listed, self._sev_admitted, instance.uuid)
             # SEV guests take maxGuests slots, SEV-ES and SEV-SNP guests

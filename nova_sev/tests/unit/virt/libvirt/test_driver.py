@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import threading
 from unittest import mock
 
 from nova.compute import provider_tree
@@ -295,6 +296,27 @@ class DriverGlueTestCase(testtools.TestCase):
             {'properties': {}}))
         self.assertEqual(3, drv._sev_make_plan.call_count)
         self.assertEqual({}, drv._sev_pending)
+
+    def test_admission_forgets_the_plans_of_boots_that_left(self):
+        # A boot planned by default_root_device_name that failed before
+        # spawn (rescheduled, deleted) leaves no plan behind in a
+        # long-running nova-compute.
+        objects.register_all()
+        drv = bare_driver()
+        drv._sev_admitted = {}
+        drv._sev_admission_lock = threading.Lock()
+        drv._host = mock.Mock()
+        drv._host.get_memory_mb_total.return_value = 65536
+        instance = make_instance(SEV_FLAVOR)
+        drv._sev_pending = {'gone-uuid': (None, make_plan()),
+                            instance.uuid: (None, make_plan())}
+        listed = mock.Mock(uuid=instance.uuid, vm_state='building')
+        with mock.patch.object(objects.InstanceList, 'get_by_host_and_node',
+                               return_value=[listed]), \
+                mock.patch.object(driver.SevLibvirtDriver, '_sev_slot',
+                                  return_value=None):
+            drv._sev_admit(None, instance, make_plan())
+        self.assertEqual([instance.uuid], list(drv._sev_pending))
 
     def test_plan_refusals_abort_with_their_reason(self):
         # Even a host reason aborts: a reschedule that runs out of hosts
