@@ -147,14 +147,29 @@ def inject_sev(root: str, cbitpos: int = 47, reduced: int = 1,
 def host_versions() -> dict[str, tuple[int, int, int]]:
     """The versions of libvirt and QEMU this host really has, as read from
     libvirt itself: tests expect what each release does, not one release's
-    numbers.
+    numbers. Read once per machine under the template's lock: one embed
+    root is open in one process at a time (its pid file), and test
+    workers ask at once.
     """
-    uri = 'qemu:///embed?root=' + probed_template()
-    result = run_worker(uri, [{'op': 'versions'}])[0]
-    if not result['ok']:
-        raise RuntimeError('libvirt gave no versions: %s' % result['error'])
+    import libvirt
+
+    template = probed_template()
+    # The template is per QEMU build; the answer is also per libvirt.
+    cached = os.path.join(template, '.versions-%d.json' % libvirt.getVersion())
+    with open(os.path.join(template, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(cached):
+            result = run_worker('qemu:///embed?root=' + template,
+                                [{'op': 'versions'}])[0]
+            if not result['ok']:
+                raise RuntimeError('libvirt gave no versions: %s'
+                                   % result['error'])
+            with open(cached, 'w') as f:
+                json.dump(result['result'], f)
+        with open(cached) as f:
+            packed = json.load(f)
     return {name: (v // 1000000, v // 1000 % 1000, v % 1000)
-            for name, v in result['result'].items()}
+            for name, v in packed.items()}
 
 
 def no_sev_define_error(libvirt_version: tuple[int, int, int]) -> str:
