@@ -21,13 +21,17 @@ the image or libvirt again.
 
 Where the plan is written, and why: on the element tree that Nova's
 ``LibvirtConfigGuest`` formats, by ``designer.write_guest_plan``, before
-Nova serialises it (``SevGuestConfig``). Nova's config objects are not
-used for the SEV parts because (1) ``guest-xml`` has only XML, and one
-writer for both keeps the driver and the CLI from drifting apart (a test
-compares them); (2) Nova 34's ``LibvirtConfigGuestSEVLaunchSecurity`` has
-no cbitpos/reducedPhysBits and its device objects no ``iommu``, so those
-would go on XML anyway; (3) the tree is written before serialisation, so
-nothing is parsed again (``tools/bench_guest.py``).
+Nova serialises it (``SevGuestConfig``). On Nova's config objects, the
+driver only takes out what the plan replaces, so that Nova does not format
+it (``without_replaced_parts``: firmware auto-selection, vmcoreinfo); the
+domain is the same with or without that step (a test compares them).
+Nova's config objects are not used for the SEV parts because (1)
+``guest-xml`` has only XML, and one writer for both keeps the driver and
+the CLI from drifting apart (a test compares them); (2) Nova 34's
+``LibvirtConfigGuestSEVLaunchSecurity`` has no cbitpos/reducedPhysBits and
+its device objects no ``iommu``, so those would go on XML anyway; (3) the
+tree is written before serialisation, so nothing is parsed again
+(``tools/bench_guest.py``).
 
 The Nova methods overridden, public or private in Nova, and why:
 
@@ -81,6 +85,7 @@ from nova.compute import vm_states
 from nova import exception as nova_exception
 from nova.network import model as network_model
 from nova import objects
+from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import vif as libvirt_vif
 from oslo_log import log as logging
@@ -223,6 +228,21 @@ class SevGuestConfig:
     def to_xml(self, pretty_print: bool = True) -> str:
         return etree.tostring(self.format_dom(), encoding='unicode',
                               pretty_print=pretty_print)
+
+
+def without_replaced_parts(guest: Any) -> None:
+    """Take out of Nova's guest config, before Nova formats it, what the
+    plan replaces: Nova's firmware auto-selection and secure-boot flags
+    (the plan names its loader) and the vmcoreinfo feature (no DMA into
+    encrypted memory). The designer would remove them from the formatted
+    domain all the same, which is therefore unchanged: Nova formats less.
+    """
+    guest.os_firmware = None
+    guest.os_firmware_secure = None
+    guest.os_loader_secure = None
+    vmcoreinfo = vconfig.LibvirtConfigGuestFeatureVMCoreInfo
+    guest.features = [feature for feature in guest.features
+                      if not isinstance(feature, vmcoreinfo)]
 
 
 def as_nova_exception(e: exception.NovaSevException,
@@ -559,6 +579,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                                        rescue=bool(rescue))
         if plan is None:
             return guest
+        without_replaced_parts(guest)
         return SevGuestConfig(guest, plan)
 
     # -- hot-plug ----------------------------------------------------------

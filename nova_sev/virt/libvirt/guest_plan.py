@@ -542,9 +542,46 @@ def make_guest_plan(
 
     An SEV-SNP guest gets ``snp_plan``'s differences: its own policy,
     stateless firmware, HOST_DATA and unlocked memory.
+
+    The inputs are immutable: the plan of the same objects (a host's
+    capabilities, the facts ``plan_guest`` read of a request) is decided
+    once and given again (``_decided``).
     """
     if mode is SevMode.NONE:
         return None
+    return _decided(mode, caps, facts, options, firmware)
+
+
+# The plans decided last, by the identity of their inputs: each entry holds
+# its inputs, so that no other object can take their identities while it is
+# kept. A refusal is decided again each time.
+_PLANS_KEPT = 256
+_plans: dict[tuple, tuple] = {}
+
+
+def _decided(mode: SevMode, caps: host.SevHostCapabilities,
+             facts: GuestFacts, options: SevGuestOptions,
+             firmware: collections.abc.Sequence[fw.FirmwareDescriptor] | None
+             ) -> GuestPlan:
+    key = (mode, id(caps), id(facts), id(options), id(firmware))
+    kept = _plans.get(key)
+    if (kept is not None and kept[0] is caps and kept[1] is facts and
+            kept[2] is options and kept[3] is firmware):
+        return kept[4]
+    plan = _decide(mode, caps, facts, options, firmware)
+    # A list of descriptors could change under the same identity.
+    if firmware is None or isinstance(firmware, tuple):
+        if len(_plans) >= _PLANS_KEPT:
+            _plans.clear()
+        _plans[key] = (caps, facts, options, firmware, plan)
+    return plan
+
+
+def _decide(mode: SevMode, caps: host.SevHostCapabilities,
+            facts: GuestFacts, options: SevGuestOptions,
+            firmware: collections.abc.Sequence[fw.FirmwareDescriptor] | None
+            ) -> GuestPlan:
+    """``make_guest_plan``'s decision, for a ``mode`` that is not NONE."""
     _check_host(mode, caps, facts.requested_by)
     if mode is SevMode.SEV_SNP:
         _check_stateless(facts)
@@ -623,17 +660,73 @@ def plan_guest(
     SEV mode of ``extra_specs`` and ``image_props``, the guest facts
     (``guest_facts``), the plan (``make_guest_plan``). None when SEV is
     not requested. Raises SevGuestRefused subclasses.
+
+    What the request asks is read once for each distinct request
+    (``_read_request``, ``_read_guest``); the plan is decided on every
+    call, against the host facts of the call.
     """
-    mode, requested_by = hardware.sev_request(extra_specs, image_props)
+    specs = _items(extra_specs)
+    props = _items(image_props)
+    try:
+        mode, requested_by = _read_request(specs, props)
+    except TypeError:
+        # A value that cannot be a key (none of Nova's or Glance's): read
+        # without keeping it.
+        mode, requested_by = _read_request.__wrapped__(specs, props)
     if mode is SevMode.NONE:
         return None
-    facts = guest_facts(extra_specs, image_props, ram_mb,
-                        conf_machine_types=conf_machine_types,
-                        host_devices=host_devices, virt_type=virt_type,
-                        domain=domain, instance_uuid=instance_uuid,
-                        direct_kernel_boot=direct_kernel_boot,
-                        requested_by=requested_by)
+    request = (
+        specs, props, ram_mb, tuple(conf_machine_types or ()), virt_type,
+        tuple(host_devices), domain,
+        # Only an SEV-SNP guest is bound to its instance (HOST_DATA): the
+        # facts of other guests are those of every guest of the request.
+        instance_uuid if mode is SevMode.SEV_SNP else None,
+        direct_kernel_boot, requested_by)
+    try:
+        facts = _read_guest(*request)
+    except TypeError:
+        facts = _read_guest.__wrapped__(*request)
     return make_guest_plan(mode, caps, facts, options, firmware)
+
+
+# A host sees few distinct requests (flavor and image pairs, sizes): what
+# each asks is kept for this many of them.
+_REQUESTS_KEPT = 256
+
+
+def _items(mapping: collections.abc.Mapping[str, Any] | None
+           ) -> tuple[tuple[str, Any], ...]:
+    """A mapping as a hashable value, in its order (which messages and
+    request groups follow); list values (``traits_required``) as tuples.
+    """
+    if not mapping:
+        return ()
+    return tuple((key, tuple(value) if isinstance(value, list) else value)
+                 for key, value in mapping.items())
+
+
+@functools.lru_cache(maxsize=_REQUESTS_KEPT)
+def _read_request(specs: tuple[tuple[str, Any], ...],
+                  props: tuple[tuple[str, Any], ...]
+                  ) -> tuple[SevMode, str]:
+    """``hardware.sev_request`` of a request given by ``_items``."""
+    return hardware.sev_request(dict(specs), dict(props))
+
+
+@functools.lru_cache(maxsize=_REQUESTS_KEPT)
+def _read_guest(specs: tuple[tuple[str, Any], ...],
+                props: tuple[tuple[str, Any], ...], ram_mb: int,
+                conf_machine_types: tuple[str, ...], virt_type: str | None,
+                host_devices: tuple[str, ...], domain: DomainFacts | None,
+                instance_uuid: str | None, direct_kernel_boot: bool,
+                requested_by: str) -> GuestFacts:
+    """``guest_facts`` of a request given by ``_items``."""
+    return guest_facts(dict(specs), dict(props), ram_mb,
+                       conf_machine_types=list(conf_machine_types),
+                       host_devices=host_devices, virt_type=virt_type,
+                       domain=domain, instance_uuid=instance_uuid,
+                       direct_kernel_boot=direct_kernel_boot,
+                       requested_by=requested_by)
 
 
 def image_choices(plan: GuestPlan,

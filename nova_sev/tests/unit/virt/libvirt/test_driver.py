@@ -161,6 +161,38 @@ class HelpersTestCase(testtools.TestCase):
         driver.with_iommu(nic)
         self.assertIn('<driver iommu="on"/>', nic.to_xml())
 
+    def test_without_replaced_parts_changes_no_domain(self):
+        # Nova's guest with firmware auto-selection, secure-boot flags and
+        # vmcoreinfo: taking out what the plan replaces before Nova formats
+        # it gives the same SEV domain, and Nova formats none of them.
+        def nova_guest():
+            guest = nova_vconfig.LibvirtConfigGuest()
+            guest.virt_type = 'kvm'
+            guest.uuid = '8b6a3a4c-4bd9-4f8e-9d2b-0a7e1f0c5d11'
+            guest.name = 'instance-00000001'
+            guest.os_type = 'hvm'
+            guest.os_mach_type = 'q35'
+            guest.os_firmware = 'efi'
+            guest.os_firmware_secure = False
+            guest.os_loader_secure = False
+            guest.add_feature(nova_vconfig.LibvirtConfigGuestFeatureACPI())
+            guest.add_feature(
+                nova_vconfig.LibvirtConfigGuestFeatureVMCoreInfo())
+            guest.add_feature(nova_vconfig.LibvirtConfigGuestFeatureAPIC())
+            return guest
+
+        plan = make_plan()
+        written = driver.SevGuestConfig(nova_guest(), plan).to_xml()
+        guest = nova_guest()
+        driver.without_replaced_parts(guest)
+        formatted = guest.to_xml()
+        for replaced in ('firmware', 'secure', 'vmcoreinfo', '<loader'):
+            self.assertNotIn(replaced, formatted)
+        self.assertIn('<apic/>', formatted)
+        self.assertEqual(written, driver.SevGuestConfig(guest, plan).to_xml())
+        self.assertIn('<loader readonly="yes" type="pflash">/OVMF_CODE.fd',
+                      written)
+
     def test_as_nova_exception(self):
         from nova_sev import exception
         e = exception.SevHostLimitReached(instance='u', host='h',

@@ -1,6 +1,8 @@
 """The SEV guest plan: each decision of design.md §3, each refusal."""
 
 import dataclasses
+from unittest import mock
+import uuid
 
 from lxml import etree
 from oslo_config import cfg
@@ -310,3 +312,96 @@ class TestFactsAndOptions(testtools.TestCase):
         self.assertEqual(('0x3', 100, True), (
             options.policy, options.qemu_overhead_mb,
             options.allow_virtio_blk_boot_disk))
+
+
+SEV_SPECS = {'trait:HW_CPU_X86_AMD_SEV': 'required'}
+
+
+class TestPlanGuestReadsEachRequestOnce(testtools.TestCase):
+    """``plan_guest`` reads what a request asks once per distinct request,
+    and decides its plan once per host facts; nothing of one request or
+    host leaks into another.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(forget_requests)
+        forget_requests()
+
+    def plan(self, specs=SEV_SPECS, props=None, host_caps=None, **kwargs):
+        kwargs.setdefault('ram_mb', 4096)
+        return gp.plan_guest(specs, props or {}, host_caps or CAPS, OPTS,
+                             **kwargs)
+
+    def test_same_request_read_and_decided_once(self):
+        with mock.patch.object(gp, 'guest_facts',
+                               wraps=gp.guest_facts) as read, \
+                mock.patch.object(gp, '_decide', wraps=gp._decide) as decide:
+            first = self.plan()
+            self.assertIs(first, self.plan())
+            # A guest of another instance asks the same of an SEV host.
+            self.assertIs(first, self.plan(instance_uuid=str(uuid.uuid4())))
+        self.assertEqual(1, read.call_count)
+        self.assertEqual(1, decide.call_count)
+
+    def test_each_input_counts(self):
+        first = self.plan()
+        for other in (
+                self.plan(ram_mb=8192),
+                self.plan(props={'hw_video_ram': 64}),
+                self.plan(specs=dict(SEV_SPECS, **{
+                    'hw:mem_page_size': 'large'})),
+                self.plan(conf_machine_types=['x86_64=pc-q35-7.2']),
+                self.plan(host_caps=caps(cbitpos=51))):
+            self.assertNotEqual(first, other)
+        self.assertEqual(51, self.plan(host_caps=caps(cbitpos=51)).cbitpos)
+        self.assertEqual(47, self.plan().cbitpos)
+
+    def test_host_detected_again_decides_again(self):
+        refusing = caps(sev=False)
+        for _ in range(2):
+            # A refusal is not kept: it is decided again each time.
+            self.assertRaises(exception.SevHostNotCapable, self.plan,
+                              host_caps=refusing)
+        self.assertEqual(47, self.plan(host_caps=caps()).cbitpos)
+
+    def test_request_refused_each_time(self):
+        conflict = {'trait:HW_CPU_X86_AMD_SEV': 'required',
+                    'hw:mem_encryption': 'false'}
+        for _ in range(2):
+            self.assertRaises(exception.SevRequestConflict, self.plan,
+                              specs=conflict)
+
+    def test_no_sev_no_plan(self):
+        self.assertIsNone(self.plan(specs={}))
+        self.assertIsNone(self.plan(specs={}))
+
+    def test_list_and_unhashable_values(self):
+        traits = ['HW_CPU_X86_AMD_SEV']
+        by_image = self.plan(specs={}, props={'traits_required': traits})
+        self.assertEqual(SevMode.SEV, by_image.mode)
+        # The request is read from its values, not from the list object.
+        traits.clear()
+        self.assertIsNone(self.plan(specs={},
+                                    props={'traits_required': traits}))
+        # A value that cannot be a key is read without being kept.
+        self.assertEqual(SevMode.SEV, self.plan(
+            props={'hw_unknown_blob': {'a': 1}}).mode)
+
+    def test_order_of_keys_kept_in_messages(self):
+        specs = {'trait1:HW_CPU_X86_AMD_SEV': 'required',
+                 'trait:HW_CPU_X86_AMD_SEV': 'forbidden'}
+        e = self.assertRaises(exception.SevRequestConflict, self.plan,
+                              specs=specs)
+        self.assertLess(str(e).index('trait:HW_CPU_X86_AMD_SEV=forbidden'),
+                        str(e).index('trait1:HW_CPU_X86_AMD_SEV=required'))
+
+
+CAPS = caps()
+
+
+def forget_requests():
+    """Forget what plan_guest kept of earlier requests and plans."""
+    gp._read_request.cache_clear()
+    gp._read_guest.cache_clear()
+    gp._plans.clear()

@@ -227,3 +227,24 @@ class TestSnpDomain(testtools.TestCase):
         root = self._apply(sev_plan)
         self.assertEqual('sev', root.find('launchSecurity').get('type'))
         self.assertIsNotNone(root.find('memoryBacking/locked'))
+
+
+class TestSnpPlanPerInstance(testtools.TestCase):
+    """An SEV-SNP guest's plan binds its instance: what plan_guest keeps
+    of a request is kept per instance for SEV-SNP.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(tgp.forget_requests)
+        tgp.forget_requests()
+
+    def test_host_data_of_each_instance(self):
+        specs = {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}
+        other = 'c2b0f5a4-6f0e-4d6b-9a55-0f3e4d5c6b7b'
+        plans = [gp.plan_guest(specs, {}, snp_caps(), tgp.OPTS, ram_mb=4096,
+                               instance_uuid=uuid)
+                 for uuid in (UUID, other, UUID)]
+        self.assertEqual([gp.snp_host_data(UUID), gp.snp_host_data(other),
+                          gp.snp_host_data(UUID)],
+                         [p.snp.host_data for p in plans])
