@@ -172,6 +172,9 @@ def callgrind_instructions(row: str, guests: int) -> int:
 
 
 def callgrind_report(runs: int, guests: int) -> int:
+    """Print each row's median instructions per guest over ``runs`` runs,
+    and what SEV adds between the medians.
+    """
     counts: dict[str, list[float]] = {'non-SEV': [], 'SEV': []}
     for _ in range(runs):
         for row in counts:

@@ -242,23 +242,15 @@ def _copy(element: etree._Element) -> etree._Element:
 _IOMMU_DRIVER = etree.Element('driver', iommu='on')
 
 
-def _set_iommu(dev: etree._Element) -> None:
-    driver = _first(dev, 'driver')
+def _set_iommu(dev: etree._Element, has_driver: bool = True) -> None:
+    """``<driver iommu='on'/>`` on ``dev``; with ``has_driver`` False, the
+    caller knows it has no ``<driver>`` to search for.
+    """
+    driver = _first(dev, 'driver') if has_driver else None
     if driver is None:
         dev.append(_copy(_IOMMU_DRIVER))
     else:
         driver.set('iommu', 'on')
-
-
-def _set_iommu_known(dev: etree._Element,
-                     with_driver: set[etree._Element]) -> None:
-    """``_set_iommu`` where ``with_driver`` holds every device that has a
-    ``<driver>``: the others need no search.
-    """
-    if dev in with_driver:
-        _set_iommu(dev)
-    else:
-        dev.append(_copy(_IOMMU_DRIVER))
 
 
 def set_device_iommu(dev: etree._Element) -> etree._Element:
@@ -321,8 +313,7 @@ def _set_machine(parts: dict[str, etree._Element], root: etree._Element,
     # A versioned q35 the domain names already is kept; the alias is
     # replaced by what the plan chose.
     machine = os_type.get('machine')
-    if (machine is None or machine == gp.MACHINE_Q35) and \
-            machine != plan.machine_type:
+    if machine is None or machine == gp.MACHINE_Q35:
         os_type.set('machine', plan.machine_type)
     if os_type.get('arch') is None:
         os_type.set('arch', gp.ARCH)
@@ -505,7 +496,7 @@ def _set_buses(devices: etree._Element, disks: list[etree._Element],
             scsi_indexes.add(address.get('controller') or '0'
                              if address is not None else '0')
         elif bus == gp.BUS_VIRTIO:
-            _set_iommu_known(disk, with_driver)
+            _set_iommu(disk, disk in with_driver)
     # The first SCSI controller of each index, as libvirt takes it.
     scsi: dict[str, etree._Element] = {}
     kept = []
@@ -554,7 +545,7 @@ def _set_devices(devices: etree._Element, plan: gp.GuestPlan) -> None:
         else:
             is_virtio = _VIRTIO_BY_TAG.get(tag)
             if is_virtio is not None and is_virtio(dev):
-                _set_iommu_known(dev, with_driver)
+                _set_iommu(dev, dev in with_driver)
     _set_buses(devices, disks, controllers, plan, with_driver)
     if virtio_serial_needed and not any(
             c.get('type') == 'virtio-serial' for c in controllers):
@@ -562,7 +553,7 @@ def _set_devices(devices: etree._Element, plan: gp.GuestPlan) -> None:
                         index='0')
     for dev in controllers:
         if _virtio_controller(dev):
-            _set_iommu_known(dev, with_driver)
+            _set_iommu(dev, dev in with_driver)
 
 
 def _launch_security(plan: gp.GuestPlan) -> etree._Element:

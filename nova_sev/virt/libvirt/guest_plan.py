@@ -662,17 +662,12 @@ def plan_guest(
     not requested. Raises SevGuestRefused subclasses.
 
     What the request asks is read once for each distinct request
-    (``_read_request``, ``_read_guest``); the plan is decided on every
-    call, against the host facts of the call.
+    (``_read_request``, ``_read_guest``), and the plan of the facts read is
+    decided once for each host state (``make_guest_plan``).
     """
     specs = _items(extra_specs)
     props = _items(image_props)
-    try:
-        mode, requested_by = _read_request(specs, props)
-    except TypeError:
-        # A value that cannot be a key (none of Nova's or Glance's): read
-        # without keeping it.
-        mode, requested_by = _read_request.__wrapped__(specs, props)
+    mode, requested_by = _kept(_read_request, specs, props)
     if mode is SevMode.NONE:
         return None
     request = (
@@ -682,10 +677,7 @@ def plan_guest(
         # facts of other guests are those of every guest of the request.
         instance_uuid if mode is SevMode.SEV_SNP else None,
         direct_kernel_boot, requested_by)
-    try:
-        facts = _read_guest(*request)
-    except TypeError:
-        facts = _read_guest.__wrapped__(*request)
+    facts = _kept(_read_guest, *request)
     return make_guest_plan(mode, caps, facts, options, firmware)
 
 
@@ -703,6 +695,16 @@ def _items(mapping: collections.abc.Mapping[str, Any] | None
         return ()
     return tuple((key, tuple(value) if isinstance(value, list) else value)
                  for key, value in mapping.items())
+
+
+def _kept(read: Any, *request: Any) -> Any:
+    """``read(*request)``, kept for the next equal request; a value that
+    cannot be a key (none of Nova's or Glance's) is read without keeping.
+    """
+    try:
+        return read(*request)
+    except TypeError:
+        return read.__wrapped__(*request)
 
 
 @functools.lru_cache(maxsize=_REQUESTS_KEPT)
