@@ -431,7 +431,7 @@ def verify_platform(chain: PlatformChain, pdh: SevCert,
     they must be the ASK and ARK of one of ``roots``.
     """
     if chain.pdh is not None and chain.pdh.raw != pdh.raw:
-        raise _not_authentic('the PDH %s is not the PDH in the chain %s' % (
+        raise _not_authentic('%s is not the PDH in %s' % (
             pdh.source, chain.pdh.source))
     for cert, signer in ((pdh, chain.pek), (chain.oca, chain.oca),
                          (chain.pek, chain.oca), (chain.pek, chain.cek)):
