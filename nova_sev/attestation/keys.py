@@ -8,10 +8,6 @@ MAC. A combined key file holds the TEK then the TIK, 16 bytes each.
 
 import dataclasses
 
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.ciphers import Cipher
-from cryptography.hazmat.primitives.ciphers import modes
-
 from nova_sev import exception
 
 KEY_LEN = 16
@@ -40,12 +36,3 @@ def split_tk(data: bytes, source: str) -> TransportKeys:
             what='TEK+TIK key file', source=source, length=len(data),
             expected=2 * KEY_LEN)
     return TransportKeys(tik=bytes(data[KEY_LEN:]), tek=bytes(data[:KEY_LEN]))
-
-
-def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    """AES-128-CTR of ``data`` from the 16-byte counter block ``iv``, as
-    the SEV firmware wraps keys and secrets; CTR is its own inverse, so
-    the same call encrypts and decrypts.
-    """
-    crypt = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return crypt.update(data) + crypt.finalize()

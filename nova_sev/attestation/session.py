@@ -26,6 +26,7 @@ import struct
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from nova_sev.attestation import keys
+from nova_sev.attestation import secret
 from nova_sev.attestation import sev_cert
 from nova_sev import exception
 
@@ -122,7 +123,7 @@ def session_blob(shared: bytes, nonce: bytes, wrap_iv: bytes, tek: bytes,
                 reason='the session %s must be %d bytes, not %d'
                 % (name, size, len(value)))
     kek, kik = session_keys(shared, nonce)
-    wrap_tk = keys.aes_ctr(kek, wrap_iv, tek + tik)
+    wrap_tk = secret.aes_ctr(kek, wrap_iv, tek + tik)
     wrap_mac = hmac.new(kik, wrap_tk, hashlib.sha256).digest()
     return (nonce + wrap_tk + wrap_iv + wrap_mac +
             policy_mac(tik, check_policy(policy)))
