@@ -37,13 +37,19 @@ OUTPUTS = (('godh', '_godh.b64', 0o644), ('session', '_session.b64', 0o644),
            ('tek', '_tek.bin', 0o600), ('tik', '_tik.bin', 0o600))
 
 
+HELP = ('make the launch session (GODH, session blob, TEK, TIK) for an SEV '
+        'platform (guest owner, trusted machine)')
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        'session',
-        help='make the launch session (GODH, session blob, TEK, TIK) for '
-             'an SEV platform (guest owner, trusted machine)',
-        description=__doc__,
+        'session', help=HELP, description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('pdh', metavar='PDH',
                         help="the platform's PDH certificate (raw or "
                              "base64)")
@@ -63,9 +69,8 @@ def register(subparsers) -> None:
                             'roots (labs, tests); needs --ark')
     group.add_argument('--ark', metavar='FILE',
                        help='the ARK that signed --ask')
+    # No --config-file: the command reads no configuration option.
     common.add_format_argument(parser)
-    common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def output_paths(name: str) -> dict[str, str]:
