@@ -31,6 +31,7 @@ _OLD_PROPERTY = re.compile(
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
+EXIT_NOT_AUTHENTIC = 3
 
 _logging_registered = False
 _CLI_VALUE_ERROR = re.compile(
