@@ -37,13 +37,7 @@ def add_vcpu_type_arguments(parser) -> None:
                              '--vcpu-type (for -cpu host)')
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'expected-measurement',
-        help='compute the launch digest an SEV, SEV-ES or SNP guest must '
-             'report (guest owner)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=launch_digest.MODES,
                         required=True,
                         help='sev, seves (SEV-ES) or snp (SEV-SNP)')
@@ -63,7 +57,6 @@ def register(subparsers) -> None:
                         default=launch_digest.DEFAULT_GUEST_FEATURES,
                         help='SNP: SEV_FEATURES of the VMSA (default 0x1)')
     common.add_format_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def library_version() -> str:

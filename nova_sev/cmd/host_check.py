@@ -9,19 +9,15 @@ Exit status: 0 SEV usable, 1 not usable, 2 could not check.
 import argparse
 
 from nova_sev.cmd import common
+from nova_sev.cmd import host_reading
 from nova_sev.virt.libvirt import host
 from nova_sev.virt.libvirt import traits
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'host-check', help='report whether this host can run SEV guests',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_host_arguments(parser)
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def report_dict(caps: host.SevHostCapabilities, source: str,
@@ -105,7 +101,7 @@ def format_text(report: dict) -> str:
 
 
 def run(args) -> int:
-    reading = common.read_host(args)
+    reading = host_reading.read_host(args)
     caps = reading.caps
     report = report_dict(caps, reading.source, reading.versions)
     if args.format == 'json':

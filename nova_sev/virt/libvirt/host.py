@@ -18,15 +18,16 @@ the facts once per process from libvirt and sysfs and caches the answer.
 
 from collections.abc import Callable
 import dataclasses
+import logging
 import os
 import stat
-
-from oslo_log import log as logging
 
 from nova_sev import exception
 from nova_sev.virt.libvirt import config as vconfig
 from nova_sev.virt.libvirt import firmware as fw
 
+# The standard library's logger: oslo.log, in nova-compute, configures it
+# all the same, and host-check need not load oslo.log to run.
 LOG = logging.getLogger(__name__)
 
 KVM_AMD_PARAMETERS_DIR = '/sys/module/kvm_amd/parameters'
