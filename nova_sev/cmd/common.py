@@ -50,9 +50,12 @@ def add_connection_argument(parser, what: str = 'libvirt URI') -> None:
              'else the embedded QEMU driver)' % what)
 
 
-def add_host_arguments(parser: argparse.ArgumentParser) -> None:
+def add_host_arguments(parser: argparse.ArgumentParser,
+                       unnamed_firmware: str) -> None:
     """Where the host facts come from: a libvirt connection or another
-    host's domain capabilities, and the ``kvm_amd`` parameters.
+    host's domain capabilities, firmware descriptors, ``kvm_amd``
+    parameters and CPU flags. ``unnamed_firmware`` says what the command
+    does about firmware for a ``--domcaps`` file without ``--firmware-dir``.
     """
     source = parser.add_mutually_exclusive_group()
     add_connection_argument(source, 'libvirt URI to examine')
@@ -60,11 +63,25 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
         '--domcaps', metavar='FILE',
         help='use this output of "virsh domcapabilities --virttype kvm '
              '--arch x86_64 --machine q35" (from any host) instead of '
-             'connecting; firmware on that host is not checked then')
+             'connecting; give that host\'s firmware descriptors with '
+             '--firmware-dir, else %s' % unnamed_firmware)
+    parser.add_argument(
+        '--firmware-dir', action='append', default=[], metavar='DIR',
+        help='a directory of QEMU firmware descriptors of the host '
+             'examined, e.g. a copy of another host\'s /etc/qemu/firmware '
+             'and /usr/share/qemu/firmware; may be given more than once, an '
+             'earlier one hides the same file name in later ones (default: '
+             '[sev]firmware_descriptor_dirs for a local host)')
     parser.add_argument(
         '--kvm-amd-params', metavar='DIR',
-        help='directory with the kvm_amd "sev" and "sev_es" files (default: '
-             '[sev]kvm_amd_parameters_dir, /sys/module/kvm_amd/parameters)')
+        help='directory with the kvm_amd "sev", "sev_es" and "sev_snp" '
+             'files (default: [sev]kvm_amd_parameters_dir, '
+             '/sys/module/kvm_amd/parameters)')
+    parser.add_argument(
+        '--cpuinfo', metavar='FILE',
+        help='the /proc/cpuinfo of the host examined, whose "hypervisor" '
+             'flag says it is a virtual machine (default: /proc/cpuinfo for '
+             'a local host; not read for a --domcaps file or a remote URI)')
 
 
 def _unreadable(option: str, path: str, error: OSError

@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--domain', metavar='FILE', required=True,
         help='libvirt domain XML to convert ("-" reads stdin)')
     common.add_request_arguments(parser)
-    common.add_host_arguments(parser)
+    common.add_host_arguments(
+        parser, "the firmware is chosen among this machine's descriptors "
+                "([sev]firmware_descriptor_dirs): an SEV-SNP guest is "
+                "refused where none lists amd-sev-snp")
     common.add_config_argument(parser)
 
 
@@ -36,6 +39,9 @@ def _capabilities(args) -> tuple[host.SevHostCapabilities,
                                  list[fw.FirmwareDescriptor] | None]:
     """The host capabilities the way ``host-check`` gets them, and the
     firmware descriptors to choose from (None: those detection found).
+    Detection examines no firmware for a --domcaps file without
+    --firmware-dir, or a remote URI: the firmware is then chosen among this
+    machine's descriptors.
     """
     caps = host_reading.read_host(args).caps
     if caps.firmware is not None:

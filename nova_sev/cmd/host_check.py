@@ -15,7 +15,7 @@ from nova_sev.virt.libvirt import traits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_host_arguments(parser)
+    common.add_host_arguments(parser, 'firmware is not checked')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
 
@@ -36,6 +36,7 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
         'libvirt_version': versions.get('libvirt'),
         'qemu_version': versions.get('qemu'),
         'cpu_vendor': caps.cpu_vendor,
+        'virtual_machine': caps.virtual_machine,
         'sev': {
             'usable': caps.sev_usable,
             'reasons': list(caps.sev_reasons),
@@ -75,6 +76,8 @@ def format_text(report: dict) -> str:
             report['libvirt_version'], unknown(report['qemu_version'])))
     if report['cpu_vendor']:
         lines.append('CPU vendor: %s' % report['cpu_vendor'])
+    if report['virtual_machine']:
+        lines.append('Virtual machine: yes (the "hypervisor" CPU flag)')
     for key, title in (('sev', 'SEV'), ('sev_es', 'SEV-ES'),
                        ('sev_snp', 'SEV-SNP')):
         part = report[key]
@@ -88,7 +91,8 @@ def format_text(report: dict) -> str:
     lines.append('traits reported to placement: %s' % (
         ', '.join(report['traits']) or 'none'))
     if report['firmware'] is None:
-        lines.append('firmware: not checked (not a local host)')
+        lines.append('firmware: not checked (not a local host; see '
+                     '--firmware-dir)')
     else:
         lines.append('firmware with amd-sev: %s' % (
             ', '.join('%s (%s)' % (f['descriptor'], f['executable'])

@@ -52,25 +52,52 @@ def kvm_amd_dir(args: argparse.Namespace) -> str:
         args, 'kvm_amd_parameters_dir')
 
 
-def _read_domcaps_file(path: str, kvm_amd_dir: str) -> HostReading:
+def firmware_dirs(args: argparse.Namespace) -> list[str]:
+    """The ``--firmware-dir`` directories; InvalidInput for one that is
+    not a directory.
+    """
+    for path in args.firmware_dir:
+        if not os.path.isdir(path):
+            raise exception.InvalidInput(
+                reason='--firmware-dir %s is not a directory' % path)
+    return list(args.firmware_dir)
+
+
+def _cpuinfo(args: argparse.Namespace) -> str | None:
+    """The ``--cpuinfo`` file, once it is known to be readable."""
+    if args.cpuinfo:
+        common.read_text_file(args.cpuinfo, '--cpuinfo')
+    return args.cpuinfo
+
+
+def _read_domcaps_file(path: str, kvm_amd_dir: str,
+                       firmware: list[str], cpuinfo: str | None
+                       ) -> HostReading:
     xml = common.read_text_file(path, '--domcaps')
-    caps = host.detect_sev(host.parse_domain_capabilities(xml, path),
-                           host.read_kvm_amd_params(kvm_amd_dir))
+    caps = host.detect_sev(
+        host.parse_domain_capabilities(xml, path),
+        host.read_kvm_amd_params(kvm_amd_dir),
+        fw.load_descriptors(firmware) if firmware else None,
+        virtual_machine=host.read_cpuinfo(cpuinfo) if cpuinfo else None)
     return HostReading(caps, path, {})
 
 
 def _read_connection(uri: str | None, kvm_amd_dir: str,
-                     firmware_dirs: list[str]) -> HostReading:
+                     firmware: list[str], cpuinfo: str | None,
+                     args: argparse.Namespace) -> HostReading:
     if uri:
         conn = connection.open_connection(uri)
     else:
         conn, uri = connection.open_default_connection()
     try:
-        # Firmware descriptors on this machine describe only this machine.
-        caps = host.SevHost(
-            lambda: conn, kvm_amd_dir,
-            firmware_dirs if connection.is_local(uri) else None
-        ).get_capabilities()
+        # This machine's firmware descriptors and CPU flags describe only
+        # this machine.
+        if connection.is_local(uri):
+            firmware = firmware or sev_option(args,
+                                              'firmware_descriptor_dirs')
+            cpuinfo = cpuinfo or host.CPUINFO
+        caps = host.SevHost(lambda: conn, kvm_amd_dir, firmware or None,
+                            cpuinfo).get_capabilities()
         versions = {
             'libvirt': connection.version_string(conn.getLibVersion()),
             'qemu': connection.version_string(conn.getVersion())}
@@ -84,7 +111,10 @@ def read_host(args: argparse.Namespace) -> HostReading:
     options name; InvalidInput or HostCheckFailed when it cannot be read.
     """
     params_dir = kvm_amd_dir(args)
+    firmware = firmware_dirs(args)
+    cpuinfo = _cpuinfo(args)
     if args.domcaps:
-        return _read_domcaps_file(args.domcaps, params_dir)
-    return _read_connection(args.connection, params_dir,
-                            sev_option(args, 'firmware_descriptor_dirs'))
+        return _read_domcaps_file(args.domcaps, params_dir, firmware,
+                                  cpuinfo)
+    return _read_connection(args.connection, params_dir, firmware, cpuinfo,
+                            args)
