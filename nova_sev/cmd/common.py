@@ -9,14 +9,11 @@ host reading (libvirt, sysfs) in ``nova_sev.cmd.host_reading``.
 
 import argparse
 import json
-import logging
 import re
 import sys
 from typing import Any
 
 from nova_sev import exception
-
-LOG = logging.getLogger(__name__)
 
 # Older python-openstackclient prints properties as one string,
 # "hw:mem_encryption='true', trait:HW_CPU_X86_AMD_SEV='required'".
@@ -220,34 +217,25 @@ def fail(code: int, message: str) -> int:
     return code
 
 
-class _StderrHandler(logging.Handler):
-    """Log records on the sys.stderr of the moment, as oslo.log would
-    print them.
-    """
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr)
-        except Exception:  # noqa: B902 - logging must not fail the command
-            self.handleError(record)
-
-
-_STDERR = _StderrHandler()
-_STDERR.setFormatter(logging.Formatter(
-    '%(asctime)s %(process)d %(levelname)s %(name)s %(message)s'))
-
-
 def setup(config_files: list[str], debug: bool = False) -> None:
     """Load ``config_files`` with oslo.config and log through oslo.log, or,
-    without configuration files, log problems (everything with ``debug``)
-    on stderr through the standard library: the options keep their
-    defaults then, and a command that reads none pays for neither.
+    without configuration files, leave the options at their defaults and
+    log through the standard library: warnings on stderr (its last-resort
+    handler), everything with ``debug``. A command that reads no options
+    pays for neither oslo library.
     """
     if config_files:
         from nova_sev.cmd import config  # oslo.config: only for a file
         config.load_config(config_files, debug)
-        return
-    root = logging.getLogger()
-    if _STDERR not in root.handlers:
-        root.addHandler(_STDERR)
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    elif debug:
+        import logging  # only to debug: the command's start-up otherwise
+        logging.basicConfig(
+            level=logging.DEBUG, force=True,
+            format='%(asctime)s %(process)d %(levelname)s %(name)s '
+                   '%(message)s')
+
+
+def log_unexpected() -> None:
+    """Log the exception being handled, with its traceback, for --debug."""
+    import logging
+    logging.getLogger(__name__).debug('unexpected error', exc_info=True)

@@ -11,13 +11,22 @@ import argparse
 from nova_sev.cmd import common
 from nova_sev.cmd import host_reading
 from nova_sev.virt.libvirt import host
-from nova_sev.virt.libvirt import traits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_host_arguments(parser, 'firmware is not checked')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
+
+
+def _traits(caps: host.SevHostCapabilities) -> list[str]:
+    """The traits the driver reports to placement for ``caps``."""
+    if not caps.sev_usable:
+        return []  # as traits.sev_traits, without its import
+    # os-traits imports every module of its own at import (30 ms): only a
+    # host with SEV has traits to name.
+    from nova_sev.virt.libvirt import traits
+    return sorted(traits.sev_traits(caps))
 
 
 def report_dict(caps: host.SevHostCapabilities, source: str,
@@ -56,7 +65,7 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
             'max_guests': caps.max_es_guests,
             'firmware': descriptors(caps.snp_firmware),
         },
-        'traits': sorted(traits.sev_traits(caps)),
+        'traits': _traits(caps),
         'firmware': firmware,
     }
 

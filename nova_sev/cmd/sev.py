@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return common.EXIT_ERROR
     except Exception as e:  # noqa: B902 - the promise: never a traceback
-        common.LOG.debug('unexpected error', exc_info=True)
+        common.log_unexpected()
         return common.fail(common.EXIT_ERROR,
                            'unexpected error: %s: %s (run with --debug for '
                            'details)' % (type(e).__name__, e))
