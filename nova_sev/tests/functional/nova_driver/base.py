@@ -22,6 +22,7 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import base
 from nova import utils
 
+from nova_sev.tests.fixtures import nova_harness
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.virt.libvirt import driver
 from nova_sev.virt import memory
@@ -100,6 +101,7 @@ class SevServersTestBase(base.ServersTestBase):
     host_features: dict[str, str] = {}
 
     def setUp(self):
+        self.useFixture(nova_harness.CleanupLogFixture())
         self.flags(api_paste_config=api_paste_ini(), group='wsgi')
         super().setUp()
         # The mode asked for is the mode run: a test module that imported
