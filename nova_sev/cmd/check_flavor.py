@@ -120,7 +120,8 @@ def format_text(report: dict) -> str:
                                   'the given extra specs and properties')]
     if report['sev_mode'] is not None:
         lines.append('asks for: %s' % {'none': 'no SEV', 'sev': 'SEV',
-                                       'sev-es': 'SEV-ES'}.get(
+                                       'sev-es': 'SEV-ES',
+                                       'sev-snp': 'SEV-SNP'}.get(
                                            report['sev_mode']))
     for finding in report['findings']:
         lines.append('%s: %s' % (finding['level'].upper(),
