@@ -118,6 +118,13 @@ class SevServersTestBase(base.ServersTestBase):
         self.write_descriptor('60-ovmf-sev.json', SEV_DESCRIPTOR)
         self.flags(kvm_amd_parameters_dir=self.kvm_amd_params,
                    firmware_descriptor_dirs=[self.firmware_dir], group='sev')
+        # The fake libvirt's host is bare metal, whatever this machine is:
+        # the driver reads these CPU flags, not this machine's.
+        self.cpuinfo = os.path.join(tmp, 'cpuinfo')
+        with open(self.cpuinfo, 'w') as f:
+            f.write('processor\t: 0\nflags\t\t: fpu sse2 svm sev\n')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_sev.virt.libvirt.host.CPUINFO', self.cpuinfo))
 
         self.defined: list[tuple[str, str]] = []
         define = fakelibvirt.Connection.defineXML

@@ -231,6 +231,22 @@ class SevHostTestCase(testtools.TestCase):
             self.assertTrue(sev.get_capabilities().sev_usable)
         self.assertEqual(['getDomainCapabilities'], fake.conn.calls)
 
+    def test_reads_the_cpu_flags_it_is_given(self):
+        # nova-compute passes /proc/cpuinfo; without it the question of a
+        # hypervisor stays open.
+        fake = self.useFixture(sev_host.SevHostFixture(sev=False))
+        path = self.useFixture(fixtures.TempDir()).join('cpuinfo')
+        with open(path, 'w') as f:
+            f.write('flags\t\t: fpu hypervisor\n')
+        caps = host.SevHost(lambda: fake.conn, fake.params_dir,
+                            cpuinfo=path).get_capabilities()
+        self.assertTrue(caps.virtual_machine)
+        self.assertEqual(host.REASON_VIRTUAL_MACHINE, caps.sev_reasons[0])
+        caps = host.SevHost(lambda: fake.conn,
+                            fake.params_dir).get_capabilities()
+        self.assertIsNone(caps.virtual_machine)
+        self.assertIn('BIOS', caps.sev_reasons[0])
+
     def test_reset_detects_again(self):
         fake = self.useFixture(sev_host.SevHostFixture())
         sev = host.SevHost(lambda: fake.conn, fake.params_dir)
