@@ -11,7 +11,7 @@ What nova-sev adds is the inputs: ``nova-sev launch-info`` reads them from
 the domain libvirt really runs (``nova_sev.attestation.launch_inputs``).
 """
 
-import dataclasses
+import typing
 
 from sevsnpmeasure import guest as snp_guest
 from sevsnpmeasure import sev_mode as snp_sev_mode
@@ -42,9 +42,11 @@ DEFAULT_GUEST_FEATURES = 0x1
 DIGEST_LEN = {MODE_SEV: 32, MODE_SEV_ES: 32, MODE_SNP: 48}
 
 
-@dataclasses.dataclass(frozen=True)
-class LaunchInputs:
+class LaunchInputs(typing.NamedTuple):
     """What a launch measures, as the host launches it.
+
+    A named tuple rather than a dataclass: ``expected-measurement`` would
+    load ``dataclasses`` (and ``inspect``, ``ast``) for this class alone.
 
     ``vcpu_sig`` is the CPUID signature (family, model, stepping) QEMU puts
     in each vCPU's RDX at reset, which is the part of the VMSA the vCPU type

@@ -12,7 +12,6 @@ Exit status: 0 printed, 2 bad input.
 
 import argparse
 import hashlib
-import importlib.metadata
 
 from nova_sev.attestation import launch_digest
 from nova_sev.cmd import common
@@ -37,13 +36,7 @@ def add_vcpu_type_arguments(parser) -> None:
                              '--vcpu-type (for -cpu host)')
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'expected-measurement',
-        help='compute the launch digest an SEV, SEV-ES or SNP guest must '
-             'report (guest owner)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=launch_digest.MODES,
                         required=True,
                         help='sev, seves (SEV-ES) or snp (SEV-SNP)')
@@ -63,11 +56,13 @@ def register(subparsers) -> None:
                         default=launch_digest.DEFAULT_GUEST_FEATURES,
                         help='SNP: SEV_FEATURES of the VMSA (default 0x1)')
     common.add_format_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def library_version() -> str:
     """The installed sev-snp-measure, for the record of a result."""
+    # Only the JSON result names it: importlib.metadata (and the email
+    # package it loads) would double the command's start-up.
+    import importlib.metadata
     try:
         return importlib.metadata.version('sev-snp-measure')
     except importlib.metadata.PackageNotFoundError:
@@ -75,15 +70,17 @@ def library_version() -> str:
 
 
 def result_dict(inputs: launch_digest.LaunchInputs, digest: bytes,
-                firmware_sha384: str) -> dict:
-    """The documented JSON result: the digest and what it was made of."""
+                firmware_sha384: str, library: str | None = None) -> dict:
+    """The documented JSON result: the digest, what it was made of and the
+    ``library`` that computed it (sev-snp-measure's version if None).
+    """
     described = launch_digest.describe(inputs)
     described['ovmf_sha384'] = firmware_sha384
     return {
         'mode': inputs.mode,
         'digest': digest.hex(),
         'inputs': described,
-        'library': 'sev-snp-measure %s' % library_version(),
+        'library': library or 'sev-snp-measure %s' % library_version(),
     }
 
 
@@ -105,10 +102,11 @@ def run(args) -> int:
     launch_digest.check_inputs(inputs)
     firmware = common.read_file(args.ovmf, '--ovmf')
     digest = launch_digest.launch_digest(inputs)
-    result = result_dict(inputs, digest,
-                         hashlib.sha384(firmware).hexdigest())
+    firmware_sha384 = hashlib.sha384(firmware).hexdigest()
     if args.format == 'json':
-        common.print_json(result)
+        common.print_json(result_dict(inputs, digest, firmware_sha384))
     else:
-        print(format_text(result))
+        # The text names no library: not worth its version's look-up.
+        print(format_text(result_dict(inputs, digest, firmware_sha384,
+                                      library='sev-snp-measure')))
     return common.EXIT_OK

@@ -46,13 +46,7 @@ HOST_KEYS = (
 )
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'launch-info',
-        help="report an SEV guest's launch measurement and the host's SEV "
-             "platform data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('domain', metavar='DOMAIN',
                         help='libvirt domain name, UUID or id')
     common.add_connection_argument(parser)
@@ -61,7 +55,6 @@ def register(subparsers) -> None:
                              'inputs (the domain need not run)')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def lookup_order(domain: str) -> tuple[str, ...]:

@@ -38,18 +38,6 @@ OUTPUTS = (('godh', '_godh.b64', 0o644), ('session', '_session.b64', 0o644),
            ('tek', '_tek.bin', 0o600), ('tik', '_tik.bin', 0o600))
 
 
-HELP = ('make the launch session (GODH, session blob, TEK, TIK) for an SEV '
-        'platform (guest owner, trusted machine)')
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'session', help=HELP, description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('pdh', metavar='PDH',
                         help="the platform's PDH certificate (raw or "

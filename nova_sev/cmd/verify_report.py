@@ -42,13 +42,7 @@ VERDICT_EXIT = {VERDICT_OK: common.EXIT_OK,
 _HEX_TEXT = re.compile(rb'^[0-9a-fA-F\s]+$')
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'verify-report',
-        help='verify an SEV-SNP attestation report (guest owner, trusted '
-             'machine)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--report', metavar='FILE', required=True,
                         help='the attestation report (1184 bytes raw, or '
                              'the same in hex)')
@@ -88,7 +82,6 @@ def register(subparsers) -> None:
     group.add_argument('--allow-migration-agent', action='store_true',
                        help='accept a policy that allows a migration agent')
     common.add_format_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def parse_hex(text: str, option: str, length: int,

@@ -312,7 +312,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._sev_host = sev_host.SevHost(
             lambda: self._host.get_connection(),
             CONF.sev.kvm_amd_parameters_dir,
-            list(CONF.sev.firmware_descriptor_dirs))
+            list(CONF.sev.firmware_descriptor_dirs), sev_host.CPUINFO)
 
     # -- detection and traits ------------------------------------------
 

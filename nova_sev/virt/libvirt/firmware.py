@@ -11,12 +11,13 @@ them is a pure function (``select_firmware``).
 import dataclasses
 import fnmatch
 import json
+import logging
 import os
-
-from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
+# Where QEMU looks for descriptors ([sev]firmware_descriptor_dirs' default).
+DEFAULT_DESCRIPTOR_DIRS = ('/etc/qemu/firmware', '/usr/share/qemu/firmware')
 FEATURE_AMD_SEV = 'amd-sev'
 FEATURE_AMD_SEV_ES = 'amd-sev-es'
 FEATURE_AMD_SEV_SNP = 'amd-sev-snp'

@@ -14,3 +14,6 @@ import os
 os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'true')
 
 import nova.tests.functional  # noqa: E402,F401,H306 - applies the mode
+# Its logging on stderr, as nova.test sets it up: warnings only, outside
+# the tests' captures.
+from nova_sev.tests.fixtures import nova_harness  # noqa: E402,F401,H306
