@@ -147,8 +147,10 @@ def cached_qemu_version(cache_xml: str, emulator: str,
     return int(version)
 
 
-def qemu_version(conn, uri: str, emulator: str | None) -> int:
-    """The version of QEMU ``emulator`` behind ``conn``.
+def qemu_version(conn, uri: str, emulator: str | None,
+                 lib_version: int) -> int:
+    """The version of QEMU ``emulator`` behind ``conn``, a connection to
+    libvirt ``lib_version``.
 
     For the embedded driver, from the capability cache in its root, which
     libvirt has just checked against the emulator to answer the domain
@@ -167,7 +169,7 @@ def qemu_version(conn, uri: str, emulator: str | None) -> int:
                 head = f.read(_CACHE_HEAD)
         except OSError:
             head = ''
-        version = cached_qemu_version(head, emulator, conn.getLibVersion())
+        version = cached_qemu_version(head, emulator, lib_version)
         if version is not None:
             return version
     return conn.getVersion()

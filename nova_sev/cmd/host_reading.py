@@ -100,10 +100,11 @@ def _read_connection(uri: str | None, kvm_amd_dir: str,
                                 cpuinfo)
         caps = sev_host.get_capabilities()
         emulator = sev_host.domcaps.path if sev_host.domcaps else None
+        lib_version = conn.getLibVersion()
         versions = {
-            'libvirt': connection.version_string(conn.getLibVersion()),
-            'qemu': connection.version_string(
-                connection.qemu_version(conn, uri, emulator))}
+            'libvirt': connection.version_string(lib_version),
+            'qemu': connection.version_string(connection.qemu_version(
+                conn, uri, emulator, lib_version))}
     finally:
         conn.close()
     return HostReading(caps, uri, versions)

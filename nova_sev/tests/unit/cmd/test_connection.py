@@ -51,9 +51,6 @@ class _Conn:
     def __init__(self):
         self.asked = 0
 
-    def getLibVersion(self):
-        return 9000000
-
     def getVersion(self):
         self.asked += 1
         return 8002000
@@ -87,7 +84,8 @@ class QemuVersionTestCase(testtools.TestCase):
         conn = _Conn()
         uri = self._root(CACHE_XML)
         self.assertEqual(7002022,
-                         connection.qemu_version(conn, uri, EMULATOR))
+                         connection.qemu_version(conn, uri, EMULATOR,
+                                                 9000000))
         self.assertEqual(0, conn.asked)
 
     def test_libvirt_asked_without_a_usable_cache(self):
@@ -98,7 +96,8 @@ class QemuVersionTestCase(testtools.TestCase):
                               (stale, None)):
             conn = _Conn()
             self.assertEqual(8002000,
-                             connection.qemu_version(conn, uri, emulator))
+                             connection.qemu_version(conn, uri, emulator,
+                                                     9000000))
             self.assertEqual(1, conn.asked, uri)
 
 
