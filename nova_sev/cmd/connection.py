@@ -5,7 +5,7 @@ libvirt's embedded QEMU driver (``qemu:///embed?root=DIR``), which needs no
 daemon. Inside nova-compute, Nova's own connection is used instead.
 """
 
-import hashlib
+from collections.abc import Iterator
 import logging
 import os
 import re
@@ -122,8 +122,8 @@ def version_string(version: int) -> str:
                          version % 1000)
 
 
-# libvirt's QEMU capability cache: one XML file per emulator, named by the
-# SHA-256 of its path; these elements come before the long flag lists.
+# libvirt's QEMU capability cache: one XML file per emulator (named by the
+# SHA-256 of its path), these elements before the long flag lists.
 _CACHE_ELEMENTS = {name: re.compile(r'<%s>([^<]*)</%s>' % (name, name))
                    for name in ('emulator', 'selfvers', 'version')}
 _CACHE_HEAD = 64 * 1024
@@ -147,6 +147,21 @@ def cached_qemu_version(cache_xml: str, emulator: str,
     return int(version)
 
 
+def _cache_heads(directory: str) -> Iterator[str]:
+    """The head of each capability cache file in ``directory``."""
+    try:
+        entries = [e.path for e in os.scandir(directory)
+                   if e.name.endswith('.xml')]
+    except OSError:
+        return
+    for path in entries:
+        try:
+            with open(path, encoding='utf-8', errors='replace') as f:
+                yield f.read(_CACHE_HEAD)
+        except OSError:
+            continue
+
+
 def qemu_version(conn, uri: str, emulator: str | None,
                  lib_version: int) -> int:
     """The version of QEMU ``emulator`` behind ``conn``, a connection to
@@ -157,19 +172,14 @@ def qemu_version(conn, uri: str, emulator: str | None,
     capabilities: ``getVersion()`` would build libvirt's whole host
     capabilities for it (20-30 ms, as long as the rest of host-check).
     Elsewhere (the daemon's cache is not ours to read), and for a cache
-    written by another libvirt, libvirt is asked.
+    written by another libvirt, libvirt is asked. The files are matched
+    by the emulator they name (hashing its path would load OpenSSL).
     """
     root = embed_root(uri)
     if root is not None and emulator:
-        path = os.path.join(root, 'cache', 'qemu', 'capabilities',
-                            hashlib.sha256(emulator.encode()).hexdigest() +
-                            '.xml')
-        try:
-            with open(path, encoding='utf-8', errors='replace') as f:
-                head = f.read(_CACHE_HEAD)
-        except OSError:
-            head = ''
-        version = cached_qemu_version(head, emulator, lib_version)
-        if version is not None:
-            return version
+        for head in _cache_heads(os.path.join(root, 'cache', 'qemu',
+                                              'capabilities')):
+            version = cached_qemu_version(head, emulator, lib_version)
+            if version is not None:
+                return version
     return conn.getVersion()
