@@ -169,3 +169,26 @@ def describe(inputs: LaunchInputs) -> dict:
         'guest_features': ('0x%x' % inputs.guest_features
                            if inputs.mode == MODE_SNP else None),
     }
+
+
+def snp_inputs(facts, ovmf: str, kernel: str | None, initrd: str | None,
+               append: str | None) -> LaunchInputs:
+    """The SNP launch the guest owner expects: their own firmware and
+    kernel files with the vCPUs and guest features a server publishes
+    (``owner.SnpFacts``). InvalidLaunchInputs when the kernel files and
+    the published kernel hashes disagree.
+    """
+    if facts.kernel_hashes and kernel is None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches with kernel hashes '
+            '(nova-sev:snp-kernel-hashes=on): give --kernel (and --initrd, '
+            '--append) of the kernel you expect')
+    if not facts.kernel_hashes and kernel is not None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches without kernel '
+            'hashes (nova-sev:snp-kernel-hashes=off), so the kernel is not '
+            'measured: drop --kernel, --initrd and --append')
+    return LaunchInputs(mode=MODE_SNP, ovmf=ovmf, vcpus=facts.vcpus,
+                        vcpu_sig=facts.vcpu_sig, kernel=kernel,
+                        initrd=initrd, append=append,
+                        guest_features=facts.guest_features)

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 
 from nova_sev.attestation import host_data
-from nova_sev.attestation import launch_digest
 from nova_sev.attestation import measurement
 from nova_sev.attestation import server_metadata as sm
 from nova_sev import exception
@@ -45,11 +44,14 @@ _DEAD_STATUSES = ('ERROR', 'DELETED', 'SOFT_DELETED', 'SHELVED',
 # The guest policy bit that keeps the host's debugger out (SEV API,
 # section 3): a policy without it lets the host read the guest.
 SEV_POLICY_NODBG = 0x1
+SEV_POLICY_ES = measurement.POLICY_ES
+# An SNP launch digest is SHA-384.
+SNP_DIGEST_LEN = 48
 
 OPT_IN_ADVICE = (
     'create it with "openstack server create --property %s=true" (or from '
-    'an image with the property %s=true)' % (sm.ATTEST,
-                                            sm.IMAGE_ATTEST_PROPERTY))
+    'an image with the property %s=true)' % (
+        sm.ATTEST, sm.IMAGE_ATTEST_PROPERTY))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,7 +295,7 @@ def snp_facts(server: Server) -> SnpFacts:
     digest = None
     if metadata.get(sm.SNP_DIGEST):
         digest = bytes.fromhex(_hex(metadata[sm.SNP_DIGEST], sm.SNP_DIGEST,
-                                    launch_digest.DIGEST_LEN['snp']))
+                                    SNP_DIGEST_LEN))
     return SnpFacts(
         firmware_sha384=_hex(metadata[sm.SNP_FIRMWARE_SHA384],
                              sm.SNP_FIRMWARE_SHA384, 48),
@@ -305,31 +307,6 @@ def snp_facts(server: Server) -> SnpFacts:
         kernel_hashes=hashes == 'on',
         host_data=_b64(metadata, sm.SNP_HOST_DATA, host_data.HOST_DATA_LEN),
         digest=digest)
-
-
-def snp_launch_inputs(facts: SnpFacts, ovmf: str, kernel: str | None,
-                      initrd: str | None,
-                      append: str | None) -> launch_digest.LaunchInputs:
-    """The launch the owner expects: their own firmware and kernel files
-    with the vCPUs and guest features the server publishes.
-    InvalidLaunchInputs when the kernel files and the published kernel
-    hashes disagree.
-    """
-    if facts.kernel_hashes and kernel is None:
-        raise exception.InvalidLaunchInputs(
-            mode=launch_digest.MODE_SNP, reason='the server launches with '
-            'kernel hashes (%s=on): give --kernel (and --initrd, --append) '
-            'of the kernel you expect' % sm.SNP_KERNEL_HASHES)
-    if not facts.kernel_hashes and kernel is not None:
-        raise exception.InvalidLaunchInputs(
-            mode=launch_digest.MODE_SNP, reason='the server launches '
-            'without kernel hashes (%s=off), so the kernel is not '
-            'measured: drop --kernel, --initrd and --append'
-            % sm.SNP_KERNEL_HASHES)
-    return launch_digest.LaunchInputs(
-        mode=launch_digest.MODE_SNP, ovmf=ovmf, vcpus=facts.vcpus,
-        vcpu_sig=facts.vcpu_sig, kernel=kernel, initrd=initrd,
-        append=append, guest_features=facts.guest_features)
 
 
 def host_data_refusal(facts: SnpFacts, server_id: str) -> str | None:

@@ -26,6 +26,7 @@ COMMANDS = (
     'verify_measurement',
     'build_secret',
     'verify_report',
+    'attest',
     'launch_info',
 )
 
