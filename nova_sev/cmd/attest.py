@@ -36,7 +36,6 @@ do not verify).
 import argparse
 import dataclasses
 import os
-import sys
 import time
 
 from nova_sev.attestation import measurement
@@ -123,8 +122,11 @@ def register(subparsers) -> None:
     common.add_config_argument(parser)
     # The chain always comes from the server: session's root loader takes
     # --ask/--ark as the root of that chain.
+    # What verify-report's options would say, and attest takes from the
+    # server: the expected measurement, HOST_DATA and the roots' product.
     parser.set_defaults(func=run, cert_chain=sm.CERT_CHAIN, product=None,
-                        at=None)
+                        at=None, measurement=None, host_data=None,
+                        instance_uuid=None)
 
 
 class Stop(Exception):
@@ -148,9 +150,10 @@ class Record:
 
     def step(self, name: str, detail: str) -> None:
         self.steps.append({'step': name, 'detail': detail})
-        # In JSON mode stdout carries the document only.
-        print('%-12s %s' % (name + ':', detail),
-              file=sys.stderr if self.json else sys.stdout, flush=True)
+        # In JSON mode stdout carries the document only, which lists the
+        # steps, and stderr the error line only.
+        if not self.json:
+            print('%-12s %s' % (name + ':', detail), flush=True)
 
 
 def wait_for(api: servers.NovaServers, server_id: str, wanted: str,
@@ -349,8 +352,10 @@ def attest_snp(api, server: owner.Server, args, record: Record) -> int:
     result, line, document = verify_report.check_report(
         args, expect, [verify_report.binding_check(facts, server.id)])
     record.values['report'] = document
+    if result != verify_report.VERDICT_OK:
+        raise Stop(verify_report.VERDICT_EXIT[result], line)
     record.step('report', line)
-    return verify_report.VERDICT_EXIT[result]
+    return common.EXIT_OK
 
 
 def snp_expected_digest(facts: owner.SnpFacts, args) -> tuple[bytes, str]:
