@@ -427,6 +427,8 @@ class NovaPrivateMethodsTestCase(testtools.TestCase):
                               'context', 'mdevs', 'accel_info',
                               'share_info', 'old_guest'),
         '_check_discard_for_attach_volume': ('conf', 'instance'),
+        '_create_guest': ('context', 'xml', 'instance', 'power_on', 'pause',
+                          'post_xml_callback'),
     }
 
     def test_private_methods_exist_with_their_parameters(self):
