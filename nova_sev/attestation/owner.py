@@ -85,7 +85,7 @@ class PlatformFacts:
     cpu0_id: bytes | None
     api_major: int
     api_minor: int
-    build: int
+    build: int | None
     policy: int
     firmware_sha256: str
 
@@ -94,12 +94,14 @@ class PlatformFacts:
 class SnpFacts:
     """The inputs of an SNP guest's expected digest as the driver
     publishes them at launch; ``digest`` is the host's own figure, for
-    information only.
+    information only. The firmware's SHA-384 is absent where the host
+    could not read it, the vCPU signature where the vCPUs are the host's
+    (host-passthrough), whose signature the owner must give.
     """
 
-    firmware_sha384: str
+    firmware_sha384: str | None
     vcpus: int
-    vcpu_sig: int
+    vcpu_sig: int | None
     policy: int
     guest_features: int
     kernel_hashes: bool
@@ -180,17 +182,21 @@ def platform_facts(server: Server) -> PlatformFacts:
     InvalidInput naming each fact it lacks or that is malformed.
     """
     metadata = server.metadata
-    _missing(server.id, metadata, (sm.PDH, sm.CERT_CHAIN, sm.API, sm.BUILD,
-                                   sm.POLICY, sm.FIRMWARE_SHA256))
+    _missing(server.id, metadata, (sm.PDH, sm.CERT_CHAIN, sm.API, sm.POLICY,
+                                   sm.FIRMWARE_SHA256))
     api_major, api_minor = sm.parse_api(metadata[sm.API])
     cpu0_id = None
     if sm.unpack(metadata, sm.CPU0_ID) is not None:
         cpu0_id = _b64(metadata, sm.CPU0_ID, sm.CPU0_ID_LEN)
+    # The build comes with the measurement: libvirt gives it only then.
+    build = None
+    if metadata.get(sm.BUILD) is not None:
+        build = sm.parse_int(metadata[sm.BUILD], sm.BUILD)
     return PlatformFacts(
         pdh=_b64(metadata, sm.PDH, sm.PDH_LEN),
         cert_chain=_b64(metadata, sm.CERT_CHAIN, sm.CERT_CHAIN_LEN),
         cpu0_id=cpu0_id, api_major=api_major, api_minor=api_minor,
-        build=sm.parse_int(metadata[sm.BUILD], sm.BUILD),
+        build=build,
         policy=sm.parse_int(metadata[sm.POLICY], sm.POLICY),
         firmware_sha256=_hex(metadata[sm.FIRMWARE_SHA256],
                              sm.FIRMWARE_SHA256, 32))
@@ -239,12 +245,15 @@ def policy_refusal(policy: int, expect_policy: int | None,
     return None
 
 
-def firmware_refusal(firmware: bytes, published_hex: str, name: str,
+def firmware_refusal(firmware: bytes, published_hex: str | None, name: str,
                      algorithm: str) -> str | None:
     """Why the owner's ``firmware`` is not the one the host says it
-    boots, or None. The launch would not verify anyway; refusing first
-    sends nothing to a host that will boot something else.
+    boots, or None (also when the host published no digest: the
+    measurement decides then). The launch would not verify anyway;
+    refusing first sends nothing to a host that will boot something else.
     """
+    if published_hex is None:
+        return None
     mine = hashlib.new(algorithm, firmware).hexdigest()
     if hmac.compare_digest(mine, published_hex.strip().lower()):
         return None
@@ -286,7 +295,9 @@ def snp_facts(server: Server) -> SnpFacts:
     each one it lacks or that is malformed.
     """
     metadata = server.metadata
-    _missing(server.id, metadata, sm.SNP_INPUTS[:-1])
+    _missing(server.id, metadata, (sm.SNP_VCPUS, sm.SNP_POLICY,
+                                   sm.SNP_GUEST_FEATURES,
+                                   sm.SNP_KERNEL_HASHES, sm.SNP_HOST_DATA))
     hashes = metadata[sm.SNP_KERNEL_HASHES].strip().lower()
     if hashes not in ('on', 'off'):
         raise exception.InvalidInput(
@@ -296,11 +307,14 @@ def snp_facts(server: Server) -> SnpFacts:
     if metadata.get(sm.SNP_DIGEST):
         digest = bytes.fromhex(_hex(metadata[sm.SNP_DIGEST], sm.SNP_DIGEST,
                                     SNP_DIGEST_LEN))
+    firmware = metadata.get(sm.SNP_FIRMWARE_SHA384)
+    vcpu_sig = metadata.get(sm.SNP_VCPU_SIG)
     return SnpFacts(
-        firmware_sha384=_hex(metadata[sm.SNP_FIRMWARE_SHA384],
-                             sm.SNP_FIRMWARE_SHA384, 48),
+        firmware_sha384=(_hex(firmware, sm.SNP_FIRMWARE_SHA384, 48)
+                         if firmware else None),
         vcpus=sm.parse_int(metadata[sm.SNP_VCPUS], sm.SNP_VCPUS),
-        vcpu_sig=sm.parse_int(metadata[sm.SNP_VCPU_SIG], sm.SNP_VCPU_SIG),
+        vcpu_sig=(sm.parse_int(vcpu_sig, sm.SNP_VCPU_SIG)
+                  if vcpu_sig else None),
         policy=sm.parse_int(metadata[sm.SNP_POLICY], sm.SNP_POLICY),
         guest_features=sm.parse_int(metadata[sm.SNP_GUEST_FEATURES],
                                     sm.SNP_GUEST_FEATURES),
@@ -339,7 +353,8 @@ def describe_snp(facts: SnpFacts) -> dict:
     return {
         'firmware_sha384': facts.firmware_sha384,
         'vcpus': facts.vcpus,
-        'vcpu_sig': '0x%x' % facts.vcpu_sig,
+        'vcpu_sig': ('0x%x' % facts.vcpu_sig
+                     if facts.vcpu_sig is not None else None),
         'policy': '0x%x' % facts.policy,
         'guest_features': '0x%x' % facts.guest_features,
         'kernel_hashes': 'on' if facts.kernel_hashes else 'off',

@@ -62,13 +62,22 @@ def _seconds(text: str) -> float:
     return value
 
 
+HELP = ('attest an SEV, SEV-ES or SNP server through Nova\'s API and '
+        'release it with your secret (guest owner, trusted machine)')
+
+
 def register(subparsers) -> None:
+    """The sub-command in ``nova-sev``'s table of ``register`` functions
+    (the lazy table takes ``add_arguments`` and ``run`` instead).
+    """
     parser = subparsers.add_parser(
-        'attest',
-        help='attest an SEV, SEV-ES or SNP server through Nova\'s API and '
-             'release it with your secret (guest owner, trusted machine)',
-        description=__doc__,
+        'attest', help=HELP, description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('server', metavar='SERVER',
                         help='the server, by name or ID')
     servers.add_cloud_arguments(parser)
@@ -124,9 +133,8 @@ def register(subparsers) -> None:
     # --ask/--ark as the root of that chain.
     # What verify-report's options would say, and attest takes from the
     # server: the expected measurement, HOST_DATA and the roots' product.
-    parser.set_defaults(func=run, cert_chain=sm.CERT_CHAIN, product=None,
-                        at=None, measurement=None, host_data=None,
-                        instance_uuid=None)
+    parser.set_defaults(cert_chain=sm.CERT_CHAIN, product=None, at=None,
+                        measurement=None, host_data=None, instance_uuid=None)
 
 
 class Stop(Exception):
@@ -379,11 +387,17 @@ def snp_expected_digest(facts: owner.SnpFacts, args) -> tuple[bytes, str]:
         facts.firmware_sha384, sm.SNP_FIRMWARE_SHA384, 'sha384')
     if refusal:
         raise Stop(common.EXIT_REFUSED, refusal)
+    vcpu_sig = None
+    if args.vcpu_sig is not None:
+        vcpu_sig = measurement.parse_number(args.vcpu_sig, '--vcpu-sig',
+                                            0xffffffff)
     launch = launch_digest.snp_inputs(facts, args.firmware, args.kernel,
-                                      args.initrd, args.cmdline)
+                                      args.initrd, args.cmdline,
+                                      args.vcpu_type, vcpu_sig)
     return launch_digest.launch_digest(launch), (
-        'firmware %s, %d vCPUs of signature 0x%x, guest features 0x%x, '
-        'kernel hashes %s' % (args.firmware, facts.vcpus, facts.vcpu_sig,
+        'firmware %s, %d vCPUs of signature %s, guest features 0x%x, '
+        'kernel hashes %s' % (args.firmware, facts.vcpus,
+                              launch_digest.describe(launch)['vcpu_sig'],
                               facts.guest_features,
                               'of %s' % args.kernel if args.kernel
                               else 'off'))

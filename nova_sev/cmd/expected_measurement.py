@@ -118,19 +118,18 @@ def _from_server(args, server
     from nova_sev.attestation import server_metadata as sm
 
     given = [o for o, v in (('--vcpus', args.vcpus),
-                            ('--vcpu-sig', args.vcpu_sig),
                             ('--guest-features', args.guest_features))
              if v is not None]
     firmware = common.read_file(args.ovmf, '--ovmf')
     if owner.family(server.metadata) == owner.FAMILY_SNP:
-        if given or args.vcpu_type is not None or args.mode not in (
-                None, launch_digest.MODE_SNP):
+        if given or args.mode not in (None, launch_digest.MODE_SNP):
             raise exception.InvalidInput(
                 reason='server %s publishes its SNP inputs: drop %s' % (
-                    server.id, ', '.join(given + ['--vcpu-type', '--mode'])))
+                    server.id, ', '.join(given + ['--mode'])))
         facts = owner.snp_facts(server)
         return (launch_digest.snp_inputs(facts, args.ovmf, args.kernel,
-                                         args.initrd, args.append),
+                                         args.initrd, args.append,
+                                         args.vcpu_type, args.vcpu_sig),
                 owner.firmware_refusal(firmware, facts.firmware_sha384,
                                        sm.SNP_FIRMWARE_SHA384, 'sha384'),
                 dict(owner.describe_snp(facts), server=server.id))

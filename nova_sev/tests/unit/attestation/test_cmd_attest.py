@@ -450,6 +450,33 @@ class TestSnp(SnpBase):
         self.assertEqual(2, result.code)
         self.assertIn('give --kernel', result.err)
 
+    def test_host_cpu_vcpus_need_the_owners_signature(self):
+        def published(server):
+            values = self.published(server)
+            del values[sm.SNP_VCPU_SIG]
+            return values
+        server = self.cloud.boot(snp=published)
+        result = self.attest_snp(server, self.report(server))
+        self.assertEqual(2, result.code)
+        self.assertIn('give --vcpu-sig', result.err)
+        result = self.attest_snp(server, self.report(server), '--vcpu-sig',
+                                 '0xa00f11')
+        self.assertEqual(0, result.code, result.err)
+
+    def test_unpublished_firmware_digest_leaves_the_measurement_to_decide(
+            self):
+        def published(server):
+            values = self.published(server)
+            del values[sm.SNP_FIRMWARE_SHA384]
+            return values
+        server = self.cloud.boot(snp=published)
+        self.assertEqual(0, self.attest_snp(server,
+                                            self.report(server)).code)
+        self.ovmf_path = self.write('other.fd', ovmf_image.build(
+            8, pages=8, kernel_hashes=False))
+        self.assertEqual(1, self.attest_snp(server,
+                                            self.report(server)).code)
+
     def test_needs_report_and_vcek(self):
         server = self.cloud.boot(snp=self.published)
         result = cli.run(self, ['attest', server.id, '--firmware',
