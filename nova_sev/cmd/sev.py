@@ -22,6 +22,7 @@ COMMANDS = (
     'plan_memory',
     'check_flavor',
     'expected_measurement',
+    'session',
     'verify_measurement',
     'build_secret',
     'verify_report',

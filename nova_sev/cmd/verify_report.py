@@ -30,7 +30,7 @@ from nova_sev.attestation import snp_verify
 from nova_sev.cmd import common
 from nova_sev import exception
 
-EXIT_NOT_AUTHENTIC = 3
+EXIT_NOT_AUTHENTIC = common.EXIT_NOT_AUTHENTIC
 
 VERDICT_OK = 'OK'
 VERDICT_REFUSED = 'REFUSED'
