@@ -183,11 +183,25 @@ def decode_blob(data: bytes, source: str) -> bytes:
     return raw
 
 
+def _check_zero(data: bytes, start: int, end: int, what: str,
+                source: str) -> None:
+    # Bytes no key or signature uses: zero in every certificate AMD's
+    # firmware makes, and unsigned in a signature slot, so anything else
+    # there is a changed certificate.
+    if any(data[start:end]):
+        raise _bad(source, 'bytes 0x%x-0x%x (%s) must be zero' % (
+            start, end - 1, what))
+
+
 def _ec_key(cert: bytes, source: str) -> ec.EllipticCurvePublicKey:
     curve = _le(cert[0x10:0x14])
     if curve != CURVE_P384:
         raise _bad(source, 'its key is on curve %d; SEV platform keys are '
                    'on P-384 (curve 2)' % curve)
+    for start, what in ((0x14, 'the top of qx'), (0x5C, 'the top of qy')):
+        _check_zero(cert, start + KEY_BYTES, start + COORD_LEN, what, source)
+    _check_zero(cert, 0x14 + 2 * COORD_LEN, BODY_LEN,
+                'after the public key', source)
     x = _le(cert[0x14:0x14 + COORD_LEN])
     y = _le(cert[0x14 + COORD_LEN:0x14 + 2 * COORD_LEN])
     try:
@@ -199,7 +213,10 @@ def _ec_key(cert: bytes, source: str) -> ec.EllipticCurvePublicKey:
 
 def _signature(cert: bytes, offset: int, source: str) -> Signature | None:
     usage, algo = struct.unpack_from('<II', cert, offset)
+    data = offset + 8
     if usage == USAGE_INVALID and algo == ALGO_INVALID:
+        _check_zero(cert, data, data + SIG_LEN, 'an empty signature slot',
+                    source)
         return None
     if usage == USAGE_INVALID or algo == ALGO_INVALID:
         # Firmware sev_cert_validate_sig: half an empty slot is malformed.
@@ -209,7 +226,14 @@ def _signature(cert: bytes, offset: int, source: str) -> Signature | None:
     if algo not in _HASHES:
         raise _bad(source, 'signature slot at 0x%x has the unknown '
                    'algorithm 0x%x' % (offset, algo))
-    return Signature(usage, algo, cert[offset + 8:offset + 8 + SIG_LEN])
+    if algo in ECDSA_ALGOS:
+        for start, what in ((data, 'the top of r'),
+                            (data + COORD_LEN, 'the top of s')):
+            _check_zero(cert, start + KEY_BYTES, start + COORD_LEN, what,
+                        source)
+        _check_zero(cert, data + 2 * COORD_LEN, data + SIG_LEN,
+                    'after the ECDSA signature', source)
+    return Signature(usage, algo, cert[data:data + SIG_LEN])
 
 
 def parse_sev_cert(data: bytes, source: str,

@@ -146,16 +146,22 @@ def read_regular_file(path: str, option: str, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise _unreadable(option, path, e)
-    with os.fdopen(fd, 'rb') as f:
-        try:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise exception.InvalidInput(
-                    reason='%s %s is not a regular file (it is a %s): give '
-                    'the file itself' % (option, path, _file_kind(mode)))
-            data = f.read(limit + 1)
-        except OSError as e:
-            raise _unreadable(option, path, e)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise exception.InvalidInput(
+                reason='%s %s is not a regular file (it is a %s): give '
+                'the file itself' % (option, path, _file_kind(mode)))
+        data = b''
+        while len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        raise _unreadable(option, path, e)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise exception.InvalidInput(
             reason='%s %s is larger than %d bytes: that is not what it '

@@ -21,6 +21,7 @@ are not authentic (nothing written).
 """
 
 import argparse
+import errno
 import os
 import tempfile
 
@@ -102,6 +103,7 @@ def _write_all(files: dict[str, tuple[bytes, int]]) -> None:
     first, and only when all are written are they renamed into place.
     """
     temps = []
+    renamed = []
     try:
         for path, (data, mode) in files.items():
             directory = os.path.dirname(path) or '.'
@@ -114,12 +116,18 @@ def _write_all(files: dict[str, tuple[bytes, int]]) -> None:
                 umask = os.umask(0)
                 os.umask(umask)
                 os.chmod(temp, mode & ~umask)
+        for _temp, path in temps:
+            if os.path.isdir(path):
+                raise IsADirectoryError(errno.EISDIR, 'is a directory', path)
         for temp, path in temps:
             os.replace(temp, path)
+            renamed.append(path)
     except OSError as e:
-        for temp, _path in temps:
+        # Remove what this run made, renamed or not, so that a failure
+        # leaves no half of a session behind.
+        for path in [t for t, _p in temps] + renamed:
             try:
-                os.unlink(temp)
+                os.unlink(path)
             except OSError:
                 pass
         raise exception.InvalidInput(reason='cannot write %s: %s' % (
@@ -136,16 +144,16 @@ def run(args) -> int:
         args.policy, 'POLICY', session.POLICY_MAX))
     pdh = sev_cert.parse_sev_cert(_read_cert_file(args.pdh, 'PDH'),
                                   'PDH ' + args.pdh, sev_cert.USAGE_PDH)
-    roots = _roots(args)
     product = None
-    if args.cert_chain is not None:
-        chain = sev_cert.parse_chain(
-            _read_cert_file(args.cert_chain, '--cert-chain'),
-            '--cert-chain ' + args.cert_chain)
-        try:
+    try:
+        roots = _roots(args)
+        if args.cert_chain is not None:
+            chain = sev_cert.parse_chain(
+                _read_cert_file(args.cert_chain, '--cert-chain'),
+                '--cert-chain ' + args.cert_chain)
             product = sev_cert.verify_platform(chain, pdh, roots).product
-        except exception.SevChainNotAuthentic as e:
-            return common.fail(common.EXIT_NOT_AUTHENTIC, e)
+    except exception.SevChainNotAuthentic as e:
+        return common.fail(common.EXIT_NOT_AUTHENTIC, e)
     launch = session.new_session(pdh, policy)
     paths = output_paths(args.name)
     contents = {'godh': launch.godh_b64.encode('ascii'),

@@ -49,6 +49,7 @@ from typing import Any, Callable
 
 from nova.compute import power_state
 from nova import context as nova_context
+from nova import exception as nova_exception
 from nova import objects
 from nova.virt.libvirt import host as nova_host
 from oslo_log import log as logging
@@ -161,6 +162,17 @@ def opted_in(metadata: 'dict[str, str]',
             sm.is_true(system_metadata.get('image_' +
                                            sm.IMAGE_ATTEST_PROPERTY),
                        'image property ' + sm.IMAGE_ATTEST_PROPERTY))
+
+
+def instance_opted_in(instance: 'objects.Instance') -> bool:
+    """``opted_in`` of an instance object; an object that cannot load its
+    metadata (one built by hand, without a context) has none.
+    """
+    try:
+        metadata = instance.metadata
+    except nova_exception.OrphanedObjectError:
+        metadata = {}
+    return opted_in(metadata, instance.system_metadata)
 
 
 def session_digest(session: bytes) -> str:
@@ -443,7 +455,7 @@ class AttestationFlow:
         instance object); NOT_ATTESTED without reading when the instance
         object says no opt-in.
         """
-        if not opted_in(instance.metadata, instance.system_metadata):
+        if not instance_opted_in(instance):
             return NOT_ATTESTED
         metadata = instance.metadata
         if context is not None:

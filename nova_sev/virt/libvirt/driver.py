@@ -395,8 +395,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             # request still holds for the guest that runs its disks.
             props = dict(image_properties(instance.image_meta), **props)
         try:
-            attested = attestation.opted_in(instance.metadata,
-                                            instance.system_metadata)
+            attested = attestation.instance_opted_in(instance)
         except exception.InvalidInput as e:
             raise as_nova_exception(e)
         try:
