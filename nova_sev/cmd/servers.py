@@ -11,11 +11,11 @@ only when a server is asked for: the other commands do not need it.
 """
 
 import argparse
+import logging
 import os
 from typing import Any
 
 from nova_sev.attestation import owner
-from nova_sev.cmd import attestation_inputs
 from nova_sev.cmd import common
 from nova_sev import exception
 
@@ -25,6 +25,7 @@ REBOOT_SOFT = 'SOFT'
 # Where ``openstack server show -f json`` puts the task state: under
 # Nova's extended attribute name, or (newer clients) without its prefix.
 _TASK_STATE_KEYS = ('OS-EXT-STS:task_state', 'task_state')
+_LIBRARY_LOGGERS = ('openstack', 'keystoneauth')
 
 
 def add_cloud_arguments(parser) -> None:
@@ -60,14 +61,21 @@ def add_server_arguments(parser, what: str) -> None:
 
 def connect(args: argparse.Namespace) -> Any:
     """An openstacksdk connection to the cloud ``args`` name."""
+    from keystoneauth1 import exceptions as ksa_exceptions
     import openstack
     from openstack import exceptions as sdk_exceptions
 
+    if not getattr(args, 'debug', False):
+        # The command says in one line what failed; the libraries' own
+        # warnings would be a second line on stderr.
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return openstack.connect(cloud=args.os_cloud,
                                  region_name=args.os_region_name,
                                  app_name='nova-sev')
-    except (sdk_exceptions.SDKException, ValueError, KeyError) as e:
+    except (sdk_exceptions.SDKException, ksa_exceptions.ClientException,
+            ValueError, KeyError) as e:
         raise exception.CloudApiError(
             call='connecting to %s' % (args.os_cloud or 'the cloud of the '
                                        'OS_* variables'),
@@ -96,6 +104,8 @@ def server_of_document(document: Any, source: str) -> owner.Server:
     """``openstack server show -f json`` output as the owner's flow reads
     it; InvalidInput naming ``source`` when it is not such output.
     """
+    from nova_sev.cmd import attestation_inputs
+
     metadata = attestation_inputs.server_properties(document, source)
     if not isinstance(document.get('id'), str):
         raise exception.InvalidInput(

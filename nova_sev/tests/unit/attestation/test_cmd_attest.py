@@ -590,3 +590,36 @@ class TestServers(testtools.TestCase):
             {'id': 'x', 'properties': {}, 'task_state': 'rebooting'}, 'f')
         self.assertEqual('rebooting', server.task_state)
         self.assertIsNone(server.vcpus)
+
+
+class TestConnect(testtools.TestCase):
+    """openstacksdk itself: a cloud that cannot be reached is one line."""
+
+    def setUp(self):
+        super().setUp()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'clouds.yaml')
+        with open(path, 'w') as f:
+            f.write('clouds: {}\n')
+        for name in [n for n in os.environ if n.startswith('OS_')]:
+            self.useFixture(fixtures.EnvironmentVariable(name))
+        self.useFixture(fixtures.EnvironmentVariable(
+            'OS_CLIENT_CONFIG_FILE', path))
+
+    def test_unknown_cloud(self):
+        result = cli.run(self, ['attest', 'vm1', '--os-cloud', 'nosuch',
+                                '--firmware', '/dev/null'])
+        self.assertEqual(2, result.code)
+        self.assertIn('connecting to nosuch failed', result.err)
+
+    def test_no_cloud_at_all(self):
+        result = cli.run(self, ['verify-report', '--report', '/dev/null',
+                                '--vcek', '/dev/null', '--server', 'vm1'])
+        self.assertEqual(2, result.code)
+        self.assertIn('OS_* variables failed', result.err)
+
+    def test_os_cloud_defaults_to_the_variable(self):
+        self.useFixture(fixtures.EnvironmentVariable('OS_CLOUD', 'mine'))
+        result = cli.run(self, ['expected-measurement', '--ovmf',
+                                '/dev/null', '--server', 'vm1'])
+        self.assertIn('connecting to mine failed', result.err)
