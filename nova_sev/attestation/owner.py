@@ -136,13 +136,13 @@ def await_state(server: Server, wanted: str) -> Decision:
     if not opted_in(metadata):
         return Decision(REFUSED, 'server %s never opted in to attestation: '
                         '%s' % (server.id, OPT_IN_ADVICE))
-    if sm.is_failed(state):
+    if sm.is_failed(state) and not _awaits_new_session(server, wanted):
         return Decision(FAILED, 'server %s: %s' % (server.id, state))
     if server.status in _DEAD_STATUSES:
         return Decision(FAILED, 'server %s is %s (state %s)' % (
             server.id, server.status, state or 'not published'))
-    if state == wanted and server.task_state is None and (
-            server.status != 'BUILD'):
+    if server.task_state is None and server.status != 'BUILD' and (
+            state == wanted or _awaits_new_session(server, wanted)):
         return Decision(READY, 'server %s is %s' % (server.id, state))
     if wanted in _SEV_STATES and state in _SEV_STATES and (
             _SEV_STATES.index(state) > _SEV_STATES.index(wanted) and
@@ -151,6 +151,16 @@ def await_state(server: Server, wanted: str) -> Decision:
     return Decision(WAIT, 'server %s: status %s, task %s, state %s' % (
         server.id, server.status, server.task_state or 'none',
         state or 'not published yet'))
+
+
+def _awaits_new_session(server: Server, wanted: str) -> bool:
+    """Whether a failed server awaits a new session: the driver failed
+    an earlier launch (a refused or replayed session) and published the
+    host's facts again for the next one.
+    """
+    return (wanted == sm.AWAITING_SESSION and
+            sm.is_failed(server.metadata.get(sm.STATE)) and
+            bool(sm.keys_of(server.metadata, sm.PDH)))
 
 
 def _past(server_id: str, state: str, wanted: str) -> str:

@@ -244,11 +244,22 @@ class TestSevRefusals(Base):
 
     def test_host_failure_is_reported(self):
         server = self.cloud.boot()
+        # As the driver leaves it: the host's facts went with the launch.
+        self.cloud._drop(server.metadata, sm.HOST_FACTS)
         server.metadata[sm.STATE] = sm.failed('no secret within 600 s, '
                                               'guest shut off')
         result = self.attest(server)
         self.assertEqual(1, result.code)
         self.assertIn('guest shut off', result.err)
+
+    def test_a_failed_launch_awaiting_a_new_session_is_attested(self):
+        server = self.cloud.boot()
+        server.metadata[sm.STATE] = sm.failed(
+            'this session was used for an earlier launch; a new session is '
+            'awaited')
+        result = self.attest(server)
+        self.assertEqual(0, result.code, result.err)
+        self.assertEqual(sm.RUNNING, server.metadata[sm.STATE])
 
     def test_launch_refused_by_the_firmware(self):
         # A session made for this PDH does not open on another platform.
