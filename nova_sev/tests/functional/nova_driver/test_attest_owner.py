@@ -163,7 +163,7 @@ class TestAttest(OwnerCommands, attested_base.AttestedServersTestBase):
             'attest', server['name'], '--firmware', self.owner_fw,
             '--secret', '%s=%s' % (GUID, self.secret_file), '--ask',
             self.ask, '--ark', self.ark, '--name', self.name,
-            '--interval', '0.05', '--timeout', '120', *extra)
+            '--interval', '0.05', '--timeout', '60', *extra)
 
     def test_attest_ends_running_with_exactly_the_owners_secret(self):
         self.start_sev_compute('sev')
@@ -336,7 +336,7 @@ class TestAttestSnp(OwnerCommands, attested_base.AttestedServersTestBase):
             'attest', server['id'], '--report', report, '--vcek', self.vcek,
             '--ask', self.ask, '--ark', self.ark, '--firmware',
             self.owner_fw, '--report-data', nonce.hex(), '--vcpu-sig',
-            hex(self.VCPU_SIG), '--interval', '0.05', '--timeout', '120',
+            hex(self.VCPU_SIG), '--interval', '0.05', '--timeout', '60',
             *extra)
 
     def boot_snp(self):
