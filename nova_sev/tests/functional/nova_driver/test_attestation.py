@@ -3,9 +3,13 @@
 conductor, scheduler, compute and placement, and a PSP double per host.
 """
 
+import os
+
+import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
 
 from nova_sev.attestation import server_metadata as sm
+from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import attested_base
 
 PAUSED = fakelibvirt.VIR_DOMAIN_PAUSED
@@ -239,3 +243,116 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         # The owner's room is back: as many keys as before the boot.
         self.api.post_server_metadata(
             server['id'], {'more-%02d' % i: 'v' for i in range(64)})
+
+
+class TestAttestationMoves(attested_base.AttestedServersTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_sev_compute('sev')
+        self.start_sev_compute('sev2')
+        # Nova's fake host has no disk files to measure before a move.
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.libvirt.driver.LibvirtDriver._get_instance_disk_info',
+            return_value=[]))
+
+    def run_attested(self, server, state=sm.AWAITING_SESSION):
+        md = self.wait_for_attestation_state(server, state)
+        launch = self.make_session(md)
+        self.send_session(server, launch)
+        self.launch(server)
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        report = self.check_measurement(md, launch)
+        self.assertIsNotNone(report)
+        table = self.send_secret(server, launch, report)
+        self.release(server)
+        self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual(RUNNING, self.dom_state(server))
+        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
+
+    def test_cold_migration_awaits_a_session_on_the_new_host(self):
+        server = self.boot_attested()
+        self.run_attested(server)
+        first = self.host_of(server)
+        server = self._migrate_server(server, api=self.admin_api)
+        second = self.host_of(server)
+        self.assertNotEqual(first, second)
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
+        # Paused is too much: nothing of it runs on the new host.
+        self.assertEqual(SHUTOFF, self.dom_state(server))
+        self.assertEqual(self.psp.platform(second).pdh_cert,
+                         sm.unpack_b64(md, sm.PDH, sm.PDH_LEN))
+        self._confirm_resize(server)
+        # The new host's session launches it there.
+        self.run_attested(server)
+        self.assertEqual(second, self.host_of(server))
+        self.assertEqual(second, self.psp.launches[-1][1])
+
+
+class TestAttestationSevEs(attested_base.AttestedServersTestBase):
+
+    def test_sev_es_by_hand(self):
+        sev_host.write_kvm_amd_params(self.kvm_amd_params, sev='1',
+                                      sev_es='1')
+        self.start_sev_compute('sev', max_es_guests=15)
+        server = self.boot_attested(flavor='sev-es')
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
+        self.assertEqual('0x0037', md[sm.POLICY])
+        launch = self.make_session(md)
+        self.send_session(server, launch)
+        self.launch(server)
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        self.assertEqual(PAUSED, self.dom_state(server))
+        _host, root = self.last_domain(server)
+        report = self.check_measurement(
+            md, launch, vcpus=int(root.findtext('vcpu')))
+        self.assertIsNotNone(report, 'the SEV-ES measurement does not '
+                             'check')
+        self.assertTrue(report.sev_es)
+        table = self.send_secret(server, launch, report)
+        self.release(server)
+        self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
+
+
+class TestAttestationPolicy(attested_base.AttestedServersTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.start_sev_compute('sev')
+
+    def test_owner_and_admin_tighten_the_policy(self):
+        self.add_image('strict', {'nova_sev_policy': '0x0037'})
+        self.flavors['strict'] = self._create_flavor(
+            name='strict', memory_mb=2048,
+            extra_spec={'trait:HW_CPU_X86_AMD_SEV': 'required',
+                        'nova-sev:policy': '0x003b'})
+        server = self.boot_attested(flavor='strict', image='strict')
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
+        # The ES bit is the mode's: the published policy is the launched.
+        self.assertEqual('0x003b', md[sm.POLICY])
+        launch = self.make_session(md)
+        self.send_session(server, launch)
+        self.launch(server)
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        self.assertEqual('0x003b', md[sm.POLICY])
+        self.assertEqual(0x3b, self.psp.launches[-1][2])
+
+    def test_a_looser_policy_is_refused(self):
+        self.add_image('loose', {'nova_sev_policy': '0x0031'})
+        server = self.boot_attested(image='loose', expected_state='ERROR')
+        fault = self.api.get_server(server['id'])['fault']['message']
+        self.assertIn('nova_sev_policy', fault)
+
+    def test_no_stateless_build_refused_with_the_reason(self):
+        os.unlink(os.path.join(self.firmware_dir, '50-ovmf-amdsev.json'))
+        self.restart_compute_service('sev')
+        server = self.boot_attested(expected_state='ERROR')
+        fault = self.api.get_server(server['id'])['fault']['message']
+        self.assertIn('stateless firmware', fault)
+
+    def test_attest_without_sev_is_refused(self):
+        server = self.boot_attested(flavor='plain', expected_state='ERROR')
+        fault = self.api.get_server(server['id'])['fault']['message']
+        self.assertIn('nova-sev:attest asks for an attested SEV launch',
+                      fault)
