@@ -580,6 +580,11 @@ class AttestationFlow:
                     'no launch measurement: %s' % e)),
                 policy, firmware_path)
             return
+        # The firmware as launched: the file may have changed since the
+        # host facts were published.
+        sha256 = file_sha256(firmware_path)
+        if sha256:
+            items[sm.FIRMWARE_SHA256] = sha256
         self.publish(context, instance, items,
                      remove=sm.SESSION_KEYS + (sm.PDH, sm.CERT_CHAIN,
                                                sm.CPU0_ID),
@@ -645,8 +650,9 @@ class AttestationFlow:
 
     def _refuse(self, context, instance, reason: str) -> None:
         LOG.warning('Attestation: %s', reason, instance=instance)
+        # A Nova exception: the event's details show its message.
         self._record(context, instance, EVENT_ATTESTATION,
-                     exception.NovaSevException(reason))
+                     nova_exception.NovaException(message=reason))
 
     # -- the timeout ----------------------------------------------------
 

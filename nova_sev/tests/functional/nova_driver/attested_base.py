@@ -86,7 +86,8 @@ class AttestedServersTestBase(base.SevServersTestBase):
                     (md.get(sm.STATE) or '').startswith(state)):
                 return md
             time.sleep(0.1)
-        self.fail('%s never reached %r: %r' % (server['id'], state, md))
+        self.fail('%s never reached %r: it is %r' % (
+            server['id'], state, md.get(sm.STATE)))
 
     def make_session(self, md, policy=None) -> owner_session.LaunchSession:
         pdh = sev_cert.parse_sev_cert(sm.unpack_b64(md, sm.PDH, sm.PDH_LEN),
