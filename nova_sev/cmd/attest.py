@@ -183,14 +183,21 @@ def wait_for(api: servers.NovaServers, server_id: str, wanted: str,
         time.sleep(args.interval)
 
 
-def _secret_entries(args) -> list:
+def _secret_table(args) -> tuple[bytes | None, list[str]]:
+    """OVMF's secret table of ``--secret`` and ``--luks-key`` (None
+    without any) and its GUIDs: read and checked before anything is sent.
+    """
     from nova_sev.attestation import secret
     from nova_sev.cmd import build_secret
 
-    return [(secret.secret_guid(name),
-             common.read_file(path, '--secret %s=' % name))
-            for name, path in build_secret.secret_sources(args.secret,
-                                                          args.luks_key)]
+    entries = [(secret.secret_guid(name),
+                common.read_file(path, '--secret %s=' % name))
+               for name, path in build_secret.secret_sources(args.secret,
+                                                             args.luks_key)]
+    if not entries:
+        return None, []
+    return (secret.secret_table(entries),
+            [str(guid) for guid, _data in entries])
 
 
 def _check_sev_options(args) -> None:
@@ -209,7 +216,8 @@ def _check_sev_options(args) -> None:
             % ', '.join(snp_only))
 
 
-def _verify_platform(server: owner.Server, args, record: Record) -> int:
+def _verify_platform(server: owner.Server, args,
+                     record: Record) -> owner.PlatformFacts:
     facts = owner.platform_facts(server)
     record.values['platform'] = owner.describe_platform(facts)
     try:
@@ -298,29 +306,27 @@ def _verify_measurement(server: owner.Server, launch, args,
     return report
 
 
-def _send_secret(api, server_id: str, launch, report, entries,
+def _send_secret(api, server_id: str, launch, report, table, guids,
                  record: Record) -> None:
     from nova_sev.attestation import secret
 
-    if not entries:
-        record.values['secrets'] = []
+    record.values['secrets'] = guids
+    if table is None:
         record.step('secret', 'none given: the guest is released without '
                     'a secret')
         return
-    built = secret.build_launch_secret(
-        launch.tek, launch.tik, report.mac, secret.secret_table(entries),
-        os.urandom(secret.IV_LEN))
+    built = secret.build_launch_secret(launch.tek, launch.tik, report.mac,
+                                       table, os.urandom(secret.IV_LEN))
     api.set_metadata(server_id, owner.secret_items(built.header_b64,
                                                    built.payload_b64))
-    record.values['secrets'] = [str(guid) for guid, _data in entries]
     record.step('secret', '%d secret(s) (%s) sent' % (
-        len(entries), ', '.join(record.values['secrets'])))
+        len(guids), ', '.join(guids)))
 
 
 def attest_sev(api, server: owner.Server, args, record: Record) -> int:
     """The SEV and SEV-ES flow, from awaiting a session to running."""
     _check_sev_options(args)
-    entries = _secret_entries(args)
+    table, guids = _secret_table(args)
     server = wait_for(api, server.id, sm.AWAITING_SESSION, args)
     record.step('wait', 'server %s is %s' % (server.id, sm.AWAITING_SESSION))
     facts = _verify_platform(server, args, record)
@@ -329,7 +335,7 @@ def attest_sev(api, server: owner.Server, args, record: Record) -> int:
     server = wait_for(api, server.id, sm.AWAITING_SECRET, args)
     record.step('launch', 'launched (reboot --hard); measurement published')
     report = _verify_measurement(server, launch, args, record)
-    _send_secret(api, server.id, launch, report, entries, record)
+    _send_secret(api, server.id, launch, report, table, guids, record)
     api.reboot(server.id, servers.REBOOT_SOFT)
     wait_for(api, server.id, sm.RUNNING, args)
     record.step('release', 'released (reboot --soft): server %s is %s' % (

@@ -320,6 +320,14 @@ class TestSevRefusals(Base):
         self.assertIn('/nonexistent', result.err)
         self.assertNothingSent()
 
+    def test_the_same_guid_twice_sends_nothing(self):
+        server = self.cloud.boot()
+        result = self.attest(server, '--secret',
+                             '%s=%s' % (GUID, self.secret_file))
+        self.assertEqual(2, result.code)
+        self.assertIn('given twice', result.err)
+        self.assertNothingSent()
+
     def test_unknown_server(self):
         result = cli.run(self, ['attest', 'nosuch', '--firmware',
                                 self.firmware])
