@@ -420,6 +420,8 @@ class AttestationFlow:
         # paused): Nova's wait for RUNNING must end, and its resume not
         # run it.
         self._held: set[str] = set()
+        # uuid -> the domain XML an SEV-SNP operation defined.
+        self._snp_xml: dict[str, str] = {}
         # uuid -> (token, timer) of a guest waiting, paused, for its
         # secret.
         self._timers: dict[str, tuple[object, threading.Timer]] = {}
@@ -449,6 +451,7 @@ class AttestationFlow:
         """The operation on ``instance`` is over."""
         self._operations.pop(instance.uuid, None)
         self._held.discard(instance.uuid)
+        self._snp_xml.pop(instance.uuid, None)
 
     def read(self, context, instance) -> Flow:
         """The flow from the database (or, without ``context``, from the
@@ -495,6 +498,10 @@ class AttestationFlow:
             snp = launch_inputs.domain_launch(xml).mode == SNP_MODE
             operation = flow, build_step(flow, snp, False)
         flow, step = operation
+        if step is Step.SNP:
+            # The inputs of the digest are read from the domain as
+            # defined (libvirt's XMLDesc may not keep <launchSecurity>).
+            self._snp_xml[instance.uuid] = xml
         if step in (Step.NONE, Step.SNP):
             return create(context, xml, instance, power_on=power_on,
                           pause=pause, post_xml_callback=post_xml_callback)
@@ -531,7 +538,9 @@ class AttestationFlow:
             return
         instance.system_metadata[SYSMETA_ATTESTED] = 'true'
         if step is Step.SNP:
-            self._publish_snp(context, instance, domain_xml)
+            self._publish_snp(context, instance,
+                              domain_xml or self._snp_xml.get(instance.uuid))
+            return
         if step is Step.LAUNCH and flow.session_digest:
             # Used once, whether or not the firmware took it.
             instance.system_metadata[SYSMETA_SESSIONS] = remember_session(

@@ -28,6 +28,10 @@ def hashlib_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def hashlib_sha384(data: bytes) -> str:
+    return hashlib.sha384(data).hexdigest()
+
+
 def stateless_descriptor(path: str) -> dict:
     """A QEMU firmware descriptor of a stateless (memory-mapped) OVMF
     build with SEV and SEV-ES, as edk2's AmdSev build ships.

@@ -8,9 +8,13 @@ import os
 import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
 
+from nova_sev.attestation import host_data
+from nova_sev.attestation import launch_digest
 from nova_sev.attestation import server_metadata as sm
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import attested_base
+from nova_sev.tests.functional.nova_driver import base
+from nova_sev.tests.functional.nova_driver import test_snp
 
 PAUSED = fakelibvirt.VIR_DOMAIN_PAUSED
 RUNNING = fakelibvirt.VIR_DOMAIN_RUNNING
@@ -356,3 +360,52 @@ class TestAttestationPolicy(attested_base.AttestedServersTestBase):
         fault = self.api.get_server(server['id'])['fault']['message']
         self.assertIn('nova-sev:attest asks for an attested SEV launch',
                       fault)
+
+
+class TestAttestationSnp(attested_base.AttestedServersTestBase):
+    """SEV-SNP: no session; at launch, the inputs of the expected digest
+    and the host's digest of them are published.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.libvirt.amd_sev.sev_snp = True
+        descriptor = attested_base.stateless_descriptor(self.stateless_fw)
+        descriptor['features'] = ['amd-sev', 'amd-sev-snp']
+        self.write_descriptor('30-ovmf-sev-snp.json', descriptor)
+        self.flavors['snp'] = self._create_flavor(
+            name='snp', memory_mb=2048, vcpu=2,
+            extra_spec={'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'})
+        sev_host.write_kvm_amd_params(self.kvm_amd_params, sev='1',
+                                      sev_es='1', sev_snp='Y')
+        self.host_features = {'snp': test_snp.snp_features()}
+        # A named CPU model: its signature is an input of the digest
+        # (host-model's is known only once libvirt expands it).
+        self.flags(cpu_mode='custom', cpu_models=['EPYC'], group='libvirt')
+        host_info = base.fake_host_info()
+        host_info.cpu_model, host_info.cpu_vendor = 'EPYC', 'AMD'
+        self.start_compute('snp', host_info=host_info,
+                           libvirt_version=test_snp.SNP_LIBVIRT_VERSION,
+                           qemu_version=test_snp.SNP_QEMU_VERSION)
+
+    def test_snp_inputs_published(self):
+        server = self.boot_attested(flavor='snp')
+        md = self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual(RUNNING, self.dom_state(server))
+        self.assertEqual(
+            attested_base.hashlib_sha384(self.firmware_bytes),
+            md[sm.SNP_FIRMWARE_SHA384])
+        self.assertEqual('2', md[sm.SNP_VCPUS])
+        self.assertEqual('0x30000', md[sm.SNP_POLICY])
+        self.assertEqual('0x1', md[sm.SNP_GUEST_FEATURES])
+        self.assertEqual('0x%x' % launch_digest.vcpu_signature('EPYC'),
+                         md[sm.SNP_VCPU_SIG])
+        self.assertEqual('off', md[sm.SNP_KERNEL_HASHES])
+        self.assertEqual(
+            host_data.host_data_b64(server['id']), md[sm.SNP_HOST_DATA])
+        # The owner's recomputation from their copy gives the host's.
+        expected = launch_digest.launch_digest(launch_digest.LaunchInputs(
+            mode=launch_digest.MODE_SNP, ovmf=self.owner_fw, vcpus=2,
+            vcpu_sig=sm.parse_int(md[sm.SNP_VCPU_SIG], sm.SNP_VCPU_SIG)))
+        self.assertEqual(expected.hex(), md[sm.SNP_DIGEST])
+        self.assertNotIn(sm.PDH + '.0', md)
