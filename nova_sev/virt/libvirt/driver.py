@@ -571,8 +571,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                           admin_password, allocations,
                           network_info=network_info,
                           block_device_info=block_device_info,
-                          power_on=power_on and step in (
-                              attestation.Step.NONE, attestation.Step.SNP),
+                          power_on=power_on and step.nova_starts,
                           accel_info=accel_info)
             self._sev_after_build(context, instance, plan)
         except Exception:
@@ -622,8 +621,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, migration, instance, disk_info, network_info,
                 image_meta, resize_instance, allocations,
                 block_device_info=block_device_info,
-                power_on=power_on and step in (
-                    attestation.Step.NONE, attestation.Step.SNP),
+                power_on=power_on and step.nova_starts,
                 share_info=share_info)
             self._sev_after_build(context, instance, plan)
         finally:
@@ -639,8 +637,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             super().finish_revert_migration(
                 context, instance, network_info, migration,
                 block_device_info=block_device_info,
-                power_on=power_on and step in (
-                    attestation.Step.NONE, attestation.Step.SNP),
+                power_on=power_on and step.nova_starts,
                 share_info=share_info)
             self._sev_after_build(context, instance, plan)
         finally:

@@ -87,15 +87,6 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         super().setUp()
         self.start_sev_compute('sev')
 
-    def to_awaiting_secret(self, server=None, state=sm.AWAITING_SESSION):
-        server = server or self.boot_attested()
-        md = self.wait_for_attestation_state(server, state)
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
-        return server, launch, md
-
     def assertEvent(self, server, action, text):
         details = self.event_details(server, action)
         self.assertTrue(any(text in d for d in details), details)
@@ -260,23 +251,9 @@ class TestAttestationMoves(attested_base.AttestedServersTestBase):
             'nova.virt.libvirt.driver.LibvirtDriver._get_instance_disk_info',
             return_value=[]))
 
-    def run_attested(self, server, state=sm.AWAITING_SESSION):
-        md = self.wait_for_attestation_state(server, state)
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
-        report = self.check_measurement(md, launch)
-        self.assertIsNotNone(report)
-        table = self.send_secret(server, launch, report)
-        self.release(server)
-        self.wait_for_attestation_state(server, sm.RUNNING)
-        self.assertEqual(RUNNING, self.dom_state(server))
-        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
-
     def test_cold_migration_awaits_a_session_on_the_new_host(self):
         server = self.boot_attested()
-        self.run_attested(server)
+        self.attest_to_running(server)
         first = self.host_of(server)
         server = self._migrate_server(server, api=self.admin_api)
         second = self.host_of(server)
@@ -288,7 +265,7 @@ class TestAttestationMoves(attested_base.AttestedServersTestBase):
                          sm.unpack_b64(md, sm.PDH, sm.PDH_LEN))
         self._confirm_resize(server)
         # The new host's session launches it there.
-        self.run_attested(server)
+        self.attest_to_running(server)
         self.assertEqual(second, self.host_of(server))
         self.assertEqual(second, self.psp.launches[-1][1])
 
