@@ -3,6 +3,7 @@
 conductor, scheduler, compute and placement, and a PSP double per host.
 """
 
+import base64
 import os
 
 import fixtures
@@ -168,6 +169,40 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         self.assertEqual(RUNNING, self.dom_state(server))
         self.assertEqual([], self.psp.psp_guests[server['id']].secrets)
 
+    def test_measurement_altered_by_the_host(self):
+        # The host publishes a measurement other than the firmware's: the
+        # owner's check refuses it, and no secret is sent.
+        info = fakelibvirt.Domain.launchSecurityInfo
+
+        def altered(dom, flags=0):
+            result = dict(info(dom, flags))
+            raw = bytearray(base64.b64decode(result['sev-measurement']))
+            raw[0] ^= 1
+            result['sev-measurement'] = base64.b64encode(raw).decode()
+            return result
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.launchSecurityInfo',
+            altered))
+        server, launch, md = self.to_awaiting_secret()
+        self.assertIsNone(self.check_measurement(md, launch))
+        self.assertEqual(PAUSED, self.dom_state(server))
+        self.assertIsNone(self.psp.psp_guests[server['id']].secret_table)
+
+    def test_pause_and_unpause_release_too(self):
+        server, launch, md = self.to_awaiting_secret()
+        report = self.check_measurement(md, launch)
+        table = self.send_secret(server, launch, report)
+        self.api.post_server_action(server['id'], {'pause': {}})
+        self._wait_for_state_change(server, 'PAUSED')
+        # Nova's pause of a guest paused for its secret changes nothing.
+        self.assertEqual([], self.psp.psp_guests[server['id']].secrets)
+        self.api.post_server_action(server['id'], {'unpause': {}})
+        self._wait_for_state_change(server, 'ACTIVE')
+        self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual(RUNNING, self.dom_state(server))
+        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
+
     def test_no_answer_times_out(self):
         self.flags(attestation_timeout=1, group='sev')
         server, launch, md = self.to_awaiting_secret()
@@ -268,6 +303,15 @@ class TestAttestationMoves(attested_base.AttestedServersTestBase):
         self.attest_to_running(server)
         self.assertEqual(second, self.host_of(server))
         self.assertEqual(second, self.psp.launches[-1][1])
+
+    def test_unshelve_awaits_a_session(self):
+        server = self.boot_attested()
+        self.attest_to_running(server)
+        self._shelve_server(server)
+        server = self._unshelve_server(server)
+        self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
+        self.assertEqual(SHUTOFF, self.dom_state(server))
+        self.attest_to_running(server)
 
 
 class TestAttestationSevEs(attested_base.AttestedServersTestBase):
