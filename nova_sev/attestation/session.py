@@ -24,11 +24,9 @@ import os
 import struct
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.ciphers import Cipher
-from cryptography.hazmat.primitives.ciphers import modes
 
 from nova_sev.attestation import keys
+from nova_sev.attestation import secret
 from nova_sev.attestation import sev_cert
 from nova_sev import exception
 
@@ -106,11 +104,6 @@ def session_keys(shared: bytes, nonce: bytes) -> tuple[bytes, bytes]:
     return kdf(master, LABEL_KEK), kdf(master, LABEL_KIK)
 
 
-def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    crypt = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return crypt.update(data) + crypt.finalize()
-
-
 def policy_mac(tik: bytes, policy: int) -> bytes:
     """The MAC binding the session to exactly ``policy`` (its LE u32)."""
     return hmac.new(tik, struct.pack('<I', policy), hashlib.sha256).digest()
@@ -130,7 +123,7 @@ def session_blob(shared: bytes, nonce: bytes, wrap_iv: bytes, tek: bytes,
                 reason='the session %s must be %d bytes, not %d'
                 % (name, size, len(value)))
     kek, kik = session_keys(shared, nonce)
-    wrap_tk = _aes_ctr(kek, wrap_iv, tek + tik)
+    wrap_tk = secret.aes_ctr(kek, wrap_iv, tek + tik)
     wrap_mac = hmac.new(kik, wrap_tk, hashlib.sha256).digest()
     return (nonce + wrap_tk + wrap_iv + wrap_mac +
             policy_mac(tik, check_policy(policy)))

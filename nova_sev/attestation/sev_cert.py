@@ -410,10 +410,6 @@ def ca_signed_by(cert: CaCert, signer: CaCert) -> bool:
                    CA_KEY_BITS[signer.public_key.key_size])
 
 
-def _same_key(a: CaCert, b: CaCert) -> bool:
-    return a.public_key.public_numbers() == b.public_key.public_numbers()
-
-
 def check_root(ark: CaCert, ask: CaCert, product: str) -> AmdRoot:
     """An AmdRoot when the ARK is self-signed and signs the ASK;
     SevChainNotAuthentic otherwise.
@@ -452,7 +448,7 @@ def verify_platform(chain: PlatformChain, pdh: SevCert,
     ARK -> ASK. SevChainNotAuthentic names the first link that fails.
 
     An ASK and ARK inside the chain are not trusted for what they are:
-    they must be the ASK and ARK of one of ``roots``.
+    they must be, byte for byte, the ASK and ARK of one of ``roots``.
     """
     if chain.pdh is not None and chain.pdh.raw != pdh.raw:
         raise _not_authentic('%s is not the PDH in %s' % (
@@ -464,8 +460,8 @@ def verify_platform(chain: PlatformChain, pdh: SevCert,
                 cert.name, signer.name, cert.source))
     candidates = roots
     if chain.ark is not None:
-        candidates = tuple(r for r in roots if _same_key(r.ark, chain.ark)
-                           and _same_key(r.ask, chain.ask))
+        candidates = tuple(r for r in roots if r.ark.raw == chain.ark.raw
+                           and r.ask.raw == chain.ask.raw)
         if not candidates:
             raise _not_authentic('the ASK and ARK in the chain are not those '
                                  'of a trusted AMD root (%s)' % ', '.join(

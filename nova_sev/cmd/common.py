@@ -136,49 +136,6 @@ def read_text_file(path: str, option: str) -> str:
                        data[e.start], e.start))
 
 
-def read_regular_file(path: str, option: str, limit: int) -> bytes:
-    """The bytes of ``path``, which must be a regular file of at most
-    ``limit`` bytes; InvalidInput naming ``option`` otherwise (a FIFO or
-    a device would block or never end).
-    """
-    try:
-        # O_NONBLOCK: opening a FIFO with no writer must not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise _unreadable(option, path, e)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise exception.InvalidInput(
-                reason='%s %s is not a regular file (it is a %s): give '
-                'the file itself' % (option, path, _file_kind(mode)))
-        data = b''
-        while len(data) <= limit:
-            chunk = os.read(fd, limit + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
-    except OSError as e:
-        raise _unreadable(option, path, e)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise exception.InvalidInput(
-            reason='%s %s is larger than %d bytes: that is not what it '
-            'should hold' % (option, path, limit))
-    return data
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISFIFO, 'FIFO'), (stat.S_ISDIR, 'directory'),
-                       (stat.S_ISCHR, 'character device'),
-                       (stat.S_ISBLK, 'block device'),
-                       (stat.S_ISSOCK, 'socket')):
-        if test(mode):
-            return kind
-    return 'special file'
-
-
 def parse_json(text: str | bytes, option: str, path: str) -> Any:
     """``text`` as JSON; InvalidInput naming ``option`` and ``path`` when
     it is not JSON, or is nested deeper than Python can follow.

@@ -23,6 +23,7 @@ are not authentic (nothing written).
 import argparse
 import errno
 import os
+import stat
 import tempfile
 
 from nova_sev.attestation import measurement
@@ -37,13 +38,19 @@ OUTPUTS = (('godh', '_godh.b64', 0o644), ('session', '_session.b64', 0o644),
            ('tek', '_tek.bin', 0o600), ('tik', '_tik.bin', 0o600))
 
 
+HELP = ('make the launch session (GODH, session blob, TEK, TIK) for an SEV '
+        'platform (guest owner, trusted machine)')
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        'session',
-        help='make the launch session (GODH, session blob, TEK, TIK) for '
-             'an SEV platform (guest owner, trusted machine)',
-        description=__doc__,
+        'session', help=HELP, description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('pdh', metavar='PDH',
                         help="the platform's PDH certificate (raw or "
                              "base64)")
@@ -63,9 +70,8 @@ def register(subparsers) -> None:
                             'roots (labs, tests); needs --ark')
     group.add_argument('--ark', metavar='FILE',
                        help='the ARK that signed --ask')
+    # No --config-file: the command reads no configuration option.
     common.add_format_argument(parser)
-    common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def output_paths(name: str) -> dict[str, str]:
@@ -75,9 +81,39 @@ def output_paths(name: str) -> dict[str, str]:
     return {what: name + suffix for what, suffix, _mode in OUTPUTS}
 
 
+def read_regular_file(path: str, option: str, limit: int) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most
+    ``limit`` bytes; InvalidInput naming ``option`` otherwise (a FIFO or
+    a device would block or never end).
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None  # read_file names the error as every command does
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        raise exception.InvalidInput(
+            reason='%s %s is not a regular file (it is a %s): give the '
+            'file itself' % (option, path, _file_kind(info.st_mode)))
+    if info is not None and info.st_size > limit:
+        raise exception.InvalidInput(
+            reason='%s %s is larger than %d bytes: that is not what it '
+            'should hold' % (option, path, limit))
+    return common.read_file(path, option)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, 'FIFO'), (stat.S_ISDIR, 'directory'),
+                       (stat.S_ISCHR, 'character device'),
+                       (stat.S_ISBLK, 'block device'),
+                       (stat.S_ISSOCK, 'socket')):
+        if test(mode):
+            return kind
+    return 'special file'
+
+
 def _read_cert_file(path: str, option: str) -> bytes:
     from nova_sev.attestation import sev_cert
-    data = common.read_regular_file(path, option, MAX_INPUT_BYTES)
+    data = read_regular_file(path, option, MAX_INPUT_BYTES)
     return sev_cert.decode_blob(data, '%s %s' % (option, path))
 
 

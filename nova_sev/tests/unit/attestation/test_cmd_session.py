@@ -11,6 +11,7 @@ import struct
 import fixtures
 import testtools
 
+from nova_sev.attestation import secret
 from nova_sev.attestation import sev_cert
 from nova_sev.cmd import common
 from nova_sev.tests.fixtures import psp
@@ -118,10 +119,30 @@ class TestSession(SessionTestCase):
         self.assertIsNone(json.loads(result.out)['root'])
 
     def test_sevctl_chain_with_the_pdh(self):
-        chain = self.write('sevctl', self.platform.sevctl_chain)
+        root = self.platform.root
+        for name, data in (
+                ('sevctl', self.platform.sevctl_chain),
+                # sevctl export --full: then ASK | ARK.
+                ('full', self.platform.sevctl_chain + root.ask + root.ark)):
+            chain = self.write(name, data)
+            result = self.session(self.pdh, '1', '--cert-chain', chain,
+                                  '--ask', self.ask, '--ark', self.ark)
+            self.assertEqual(common.EXIT_OK, result.code, result.err)
+        # A full chain whose ASK and ARK are not the trusted root's.
+        other = psp.FakeAmdRoot()
+        chain = self.write('foreign', self.platform.sevctl_chain +
+                           other.ask + other.ark)
         result = self.session(self.pdh, '1', '--cert-chain', chain, '--ask',
                               self.ask, '--ark', self.ark)
+        self.assertEqual(common.EXIT_NOT_AUTHENTIC, result.code, result.err)
+        self.assertIn('not those of a trusted AMD root', result.err)
+
+    def test_sevctl_test_pdh(self):
+        # virtee/sevctl-test: "sevctl session session-test-pdh.cert 3".
+        result = self.session(
+            sev_data.path('sevctl-test-session-test-pdh.cert'), '3')
         self.assertEqual(common.EXIT_OK, result.code, result.err)
+        self.assertEqual(2084, len(base64.b64decode(self.read('_godh.b64'))))
 
     def test_real_rome_chain_under_the_builtin_root(self):
         good = sev_data.path('sevctl-test-sev-good.chain')
@@ -133,13 +154,12 @@ class TestSession(SessionTestCase):
                       'root', result.out)
 
     def test_not_authentic_exits_3_and_writes_nothing(self):
-        before = os.listdir(self.dir)
         other = psp.FakePlatform(root=self.platform.root)
         other_pdh = self.write('other-pdh', other.pdh_cert)
-        before = os.listdir(self.dir)
         rome_pdh = self.write('rome-pdh', sev_data.platform('rome')['pdh'])
         naples_chain = self.write('naples-chain',
                                   sev_data.cert_chain('naples'))
+        foreign_ask = self.write('ask2', psp.FakeAmdRoot().ask)
         before = os.listdir(self.dir)
         for args, reason in (
                 # The fake platform is not under AMD's roots.
@@ -153,10 +173,8 @@ class TestSession(SessionTestCase):
                  'the PDH is not signed by the PEK'),
                 # A root whose ARK did not sign its ASK.
                 ([self.pdh, '1', '--cert-chain', self.chain, '--ask',
-                  self.write('ask2', psp.FakeAmdRoot().ask), '--ark',
-                  self.ark], 'is not signed by the ARK')):
-            if 'ask2' in os.listdir(self.dir):
-                before = os.listdir(self.dir)
+                  foreign_ask, '--ark', self.ark],
+                 'is not signed by the ARK')):
             result = self.session(*args)
             self.assertEqual(common.EXIT_NOT_AUTHENTIC, result.code,
                              result.err)
@@ -318,7 +336,6 @@ class TestOwnerStepsChain(SessionTestCase):
         with open(payload) as f:
             ct = base64.b64decode(f.read())
         guest.launch_secret(hdr, ct)
-        from nova_sev.attestation import secret
         self.assertEqual([(secret.LUKS_KEY_GUID, b'passphrase')],
                          secret.parse_secret_table(guest.secret_table))
 

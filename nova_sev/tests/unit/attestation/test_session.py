@@ -211,6 +211,20 @@ class TestLaunchStart(testtools.TestCase):
             ).public_key()), NONCE, WRAP_IV, TEK, TIK, 0)
         return blob[:96] + session.policy_mac(TIK, policy)
 
+    def test_platform_state_and_key_sharing(self):
+        first = self.platform.launch_start(0x1, None, None)
+        self.assertEqual('WORKING', self.platform.state)
+        self.assertEqual(0x1, self.platform.launch_start(
+            0x1, None, None, share_with=first).policy)
+        _status(self, 'POLICY_FAILURE', self.platform.launch_start, 0x3,
+                None, None, self.platform.launch_start(0x3, None, None))
+        _status(self, 'POLICY_FAILURE', self.platform.launch_start, 0x5,
+                None, None, first)
+        self.platform.shutdown()
+        _status(self, 'INVALID_PLATFORM_STATE', self.start)
+        self.platform.init()
+        self.assertEqual('LUPDATE', self.start().state)
+
     def test_without_a_session_keys_are_zero(self):
         guest = self.platform.launch_start(0x1, None, None)
         self.assertEqual((bytes(16), bytes(16)), (guest.tek, guest.tik))
@@ -238,6 +252,7 @@ class TestLaunchFlow(testtools.TestCase):
         plain = self.platform.launch_start(0x3, None, None)
         _status(self, 'POLICY_FAILURE', plain.launch_update_vmsa,
                 bytes(4096))
+        _status(self, 'INVALID_LENGTH', g.launch_update_vmsa, bytes(4080))
 
     def test_measure_secret_finish(self):
         firmware, vmsa = b'F' * 8192, b'V' * 4096
