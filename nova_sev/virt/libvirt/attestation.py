@@ -498,11 +498,17 @@ class AttestationFlow:
         """
         operation = self._operations.get(instance.uuid)
         if operation is None:
-            # Built outside the operations that read the flow: never
-            # started all the same.
+            # Built outside the operations that read the flow (unrescue):
+            # never started all the same, and not held, since no
+            # operation would end the hold.
             flow = self.read(None, instance)
             snp = launch_inputs.domain_launch(xml).mode == SNP_MODE
-            operation = flow, build_step(flow, snp, False)
+            step = build_step(flow, snp, False)
+            if not step.nova_starts:
+                return create(context, xml, instance, power_on=False,
+                              pause=False,
+                              post_xml_callback=post_xml_callback)
+            operation = flow, step
         flow, step = operation
         if step is Step.SNP:
             # The inputs of the digest are read from the domain as
