@@ -674,6 +674,26 @@ class AttestationFlow:
 
     # -- the timeout ----------------------------------------------------
 
+    def rearm(self, host: str) -> None:
+        """Arm the timeout again for the guests of ``host`` that wait,
+        paused, for their secret: nova-compute restarted and its timers
+        are gone. Each gets the whole timeout again.
+        """
+        if not self._timeout_s():
+            return
+        context = nova_context.get_admin_context()
+        try:
+            instances = objects.InstanceList.get_by_host(
+                context, host, expected_attrs=['system_metadata'])
+        except Exception:
+            LOG.exception('Cannot list the guests awaiting their secret: '
+                          'their [sev]attestation_timeout is not armed')
+            return
+        for instance in instances:
+            if instance.system_metadata.get(SYSMETA_PHASE) == \
+                    Phase.AWAITING_SECRET.value:
+                self._arm_timer(instance)
+
     def _arm_timer(self, instance) -> None:
         seconds = self._timeout_s()
         if not seconds:

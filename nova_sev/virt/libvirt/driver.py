@@ -36,6 +36,8 @@ tree is written before serialisation, so nothing is parsed again
 The Nova methods overridden, public or private in Nova, and why:
 
 =====================================  =======  ===========================
+``init_host``                          public   the attestation timeouts
+                                                of paused guests, again
 ``update_provider_tree``               public   SEV traits on the root
 ``_handle_conn_event``                 private  libvirt reconnected: detect
                                                 again
@@ -359,6 +361,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def sev_capabilities(self) -> sev_host.SevHostCapabilities:
         """This host's SEV capabilities, detected once per connection."""
         return self._sev_host.get_capabilities()
+
+    def init_host(self, host):
+        super().init_host(host)
+        # Guests paused for their secret when nova-compute stopped hold an
+        # ASID slot still: their timeout starts again.
+        self._sev_attestation.rearm(host)
 
     def _handle_conn_event(self, enabled, reason):
         # libvirt (re)connected or went away: what it said may be stale.

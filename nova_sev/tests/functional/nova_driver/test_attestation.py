@@ -212,6 +212,15 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         self.assertEqual(SHUTOFF, self.dom_state(server))
         self.assertNotIn(sm.MEASUREMENT, md)
 
+    def test_timeout_armed_again_when_nova_compute_restarts(self):
+        server, launch, md = self.to_awaiting_secret()
+        self.flags(attestation_timeout=1, group='sev')
+        self.restart_compute_service('sev')
+        md = self.wait_for_attestation_state(server, sm.FAILED)
+        self.assertEqual('failed: no secret within 1 s, guest shut off',
+                         md[sm.STATE])
+        self.assertEqual(SHUTOFF, self.dom_state(server))
+
     def test_hard_reboot_comes_back_awaiting_a_session(self):
         server, launch, md = self.to_awaiting_secret()
         self.release(server)
