@@ -118,6 +118,11 @@ class Step(enum.Enum):
     # SEV-SNP: start it as Nova does; publish the digest's inputs.
     SNP = 'snp'
 
+    @property
+    def nova_starts(self) -> bool:
+        """Whether Nova starts the guest as it would any other."""
+        return self in (Step.NONE, Step.SNP)
+
 
 @dataclasses.dataclass(frozen=True)
 class Flow:
@@ -332,12 +337,13 @@ def launch_result(info: dict) -> dict[str, str]:
     return items
 
 
-def snp_inputs(domain_xml: str, firmware: bytes | None,
+def snp_inputs(domain_xml: str, firmware_sha384: str | None,
                vcpu_sig: int | None) -> dict[str, str]:
     """The metadata items of an SEV-SNP launch: the inputs of the expected
     digest, read from the domain, and the digest the host computes from
     them (for information: the owner recomputes it from their own copy of
-    the firmware). ``firmware`` None: unreadable here, published without.
+    the firmware). ``firmware_sha384`` None: the firmware is unreadable
+    here, and both are published without it.
     """
     launch = launch_inputs.domain_launch(domain_xml)
     items = {
@@ -351,8 +357,8 @@ def snp_inputs(domain_xml: str, firmware: bytes | None,
         items[sm.SNP_HOST_DATA] = launch.host_data
     if vcpu_sig is not None:
         items[sm.SNP_VCPU_SIG] = '0x%x' % vcpu_sig
-    if firmware is not None:
-        items[sm.SNP_FIRMWARE_SHA384] = hashlib.sha384(firmware).hexdigest()
+    if firmware_sha384 is not None:
+        items[sm.SNP_FIRMWARE_SHA384] = firmware_sha384
         if vcpu_sig is not None and launch.firmware:
             try:
                 hashed = launch.kernel_hashes
@@ -492,17 +498,23 @@ class AttestationFlow:
         """
         operation = self._operations.get(instance.uuid)
         if operation is None:
-            # Built outside the operations that read the flow: never
-            # started all the same.
+            # Built outside the operations that read the flow (unrescue):
+            # never started all the same, and not held, since no
+            # operation would end the hold.
             flow = self.read(None, instance)
             snp = launch_inputs.domain_launch(xml).mode == SNP_MODE
-            operation = flow, build_step(flow, snp, False)
+            step = build_step(flow, snp, False)
+            if not step.nova_starts:
+                return create(context, xml, instance, power_on=False,
+                              pause=False,
+                              post_xml_callback=post_xml_callback)
+            operation = flow, step
         flow, step = operation
         if step is Step.SNP:
             # The inputs of the digest are read from the domain as
             # defined (libvirt's XMLDesc may not keep <launchSecurity>).
             self._snp_xml[instance.uuid] = xml
-        if step in (Step.NONE, Step.SNP):
+        if step.nova_starts:
             return create(context, xml, instance, power_on=power_on,
                           pause=pause, post_xml_callback=post_xml_callback)
         self._held.add(instance.uuid)
@@ -564,7 +576,7 @@ class AttestationFlow:
             self._refuse(context, instance, flow.session_refusal)
         self._cancel_timer(instance)
         items = host_facts(self._sev_info(), policy,
-                           file_sha256(firmware_path))
+                           launch_inputs.file_digest(firmware_path, 'sha256'))
         items[sm.STATE] = state
         self.publish(context, instance, items,
                      remove=sm.SESSION_KEYS + sm.LAUNCH_RESULT +
@@ -591,7 +603,7 @@ class AttestationFlow:
             return
         # The firmware as launched: the file may have changed since the
         # host facts were published.
-        sha256 = file_sha256(firmware_path)
+        sha256 = launch_inputs.file_digest(firmware_path, 'sha256')
         if sha256:
             items[sm.FIRMWARE_SHA256] = sha256
         self.publish(context, instance, items,
@@ -604,14 +616,11 @@ class AttestationFlow:
         if domain_xml is None:
             domain_xml = self._domain(instance).XMLDesc(0)
         firmware_path = launch_inputs.domain_launch(domain_xml).firmware
-        firmware = None
-        try:
-            with open(firmware_path, 'rb') as f:
-                firmware = f.read()
-        except (OSError, TypeError) as e:
-            LOG.warning('SEV-SNP firmware not readable: %s', e,
-                        instance=instance)
-        items = snp_inputs(domain_xml, firmware, vcpu_signature(domain_xml))
+        sha384 = launch_inputs.file_digest(firmware_path, 'sha384')
+        if sha384 is None:
+            LOG.warning('SEV-SNP firmware %s not readable: its digest is '
+                        'not published', firmware_path, instance=instance)
+        items = snp_inputs(domain_xml, sha384, vcpu_signature(domain_xml))
         self.publish(context, instance, items, remove=sm.HOST_FACTS,
                      phase=Phase.RUNNING)
 
@@ -664,6 +673,26 @@ class AttestationFlow:
                      nova_exception.NovaException(message=reason))
 
     # -- the timeout ----------------------------------------------------
+
+    def rearm(self, host: str) -> None:
+        """Arm the timeout again for the guests of ``host`` that wait,
+        paused, for their secret: nova-compute restarted and its timers
+        are gone. Each gets the whole timeout again.
+        """
+        if not self._timeout_s():
+            return
+        context = nova_context.get_admin_context()
+        try:
+            instances = objects.InstanceList.get_by_host(
+                context, host, expected_attrs=['system_metadata'])
+        except Exception:
+            LOG.exception('Cannot list the guests awaiting their secret: '
+                          'their [sev]attestation_timeout is not armed')
+            return
+        for instance in instances:
+            if instance.system_metadata.get(SYSMETA_PHASE) == \
+                    Phase.AWAITING_SECRET.value:
+                self._arm_timer(instance)
 
     def _arm_timer(self, instance) -> None:
         seconds = self._timeout_s()
@@ -770,19 +799,3 @@ class HeldGuest:
 
     def resume(self) -> None:
         LOG.debug('Not resuming an attested guest held for its owner')
-
-
-def file_sha256(path: str | None) -> str | None:
-    """The SHA-256 (hex) of the file at ``path``; None when unreadable."""
-    if not path:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-    except OSError as e:
-        LOG.warning('Cannot read the firmware %s to publish its digest: %s',
-                    path, e)
-        return None
-    return digest.hexdigest()

@@ -36,6 +36,8 @@ tree is written before serialisation, so nothing is parsed again
 The Nova methods overridden, public or private in Nova, and why:
 
 =====================================  =======  ===========================
+``init_host``                          public   the attestation timeouts
+                                                of paused guests, again
 ``update_provider_tree``               public   SEV traits on the root
 ``_handle_conn_event``                 private  libvirt reconnected: detect
                                                 again
@@ -360,6 +362,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         """This host's SEV capabilities, detected once per connection."""
         return self._sev_host.get_capabilities()
 
+    def init_host(self, host):
+        super().init_host(host)
+        # Guests paused for their secret when nova-compute stopped hold an
+        # ASID slot still: their timeout starts again.
+        self._sev_attestation.rearm(host)
+
     def _handle_conn_event(self, enabled, reason):
         # libvirt (re)connected or went away: what it said may be stale.
         self._sev_host.reset()
@@ -571,8 +579,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                           admin_password, allocations,
                           network_info=network_info,
                           block_device_info=block_device_info,
-                          power_on=power_on and step in (
-                              attestation.Step.NONE, attestation.Step.SNP),
+                          power_on=power_on and step.nova_starts,
                           accel_info=accel_info)
             self._sev_after_build(context, instance, plan)
         except Exception:
@@ -622,8 +629,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, migration, instance, disk_info, network_info,
                 image_meta, resize_instance, allocations,
                 block_device_info=block_device_info,
-                power_on=power_on and step in (
-                    attestation.Step.NONE, attestation.Step.SNP),
+                power_on=power_on and step.nova_starts,
                 share_info=share_info)
             self._sev_after_build(context, instance, plan)
         finally:
@@ -639,8 +645,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             super().finish_revert_migration(
                 context, instance, network_info, migration,
                 block_device_info=block_device_info,
-                power_on=power_on and step in (
-                    attestation.Step.NONE, attestation.Step.SNP),
+                power_on=power_on and step.nova_starts,
                 share_info=share_info)
             self._sev_after_build(context, instance, plan)
         finally:

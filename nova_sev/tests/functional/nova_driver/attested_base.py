@@ -10,6 +10,8 @@ import os
 import time
 import uuid
 
+from nova.tests.fixtures import libvirt as libvirt_fixture
+
 from nova_sev.attestation import launch_digest
 from nova_sev.attestation import measurement
 from nova_sev.attestation import secret as owner_secret
@@ -142,6 +144,34 @@ class AttestedServersTestBase(base.SevServersTestBase):
         items.update(sm.pack(sm.SECRET, built.payload_b64))
         self.api.post_server_metadata(server['id'], items)
         return table
+
+    # -- the whole flow, for tests about what comes after it -------------
+
+    def to_awaiting_secret(self, server=None, state=sm.AWAITING_SESSION):
+        """Boot (or take ``server``, whose state is ``state``) and launch
+        with a fresh session; (server, session, metadata).
+        """
+        server = server or self.boot_attested()
+        md = self.wait_for_attestation_state(server, state)
+        launch = self.make_session(md)
+        self.send_session(server, launch)
+        self.launch(server)
+        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        return server, launch, md
+
+    def attest_to_running(self, server, state=sm.AWAITING_SESSION):
+        """Launch, check and release ``server`` with a secret; checks that
+        it runs holding exactly that secret.
+        """
+        server, launch, md = self.to_awaiting_secret(server, state)
+        report = self.check_measurement(md, launch)
+        self.assertIsNotNone(report, 'the measurement does not check')
+        table = self.send_secret(server, launch, report)
+        self.release(server)
+        self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual(libvirt_fixture.VIR_DOMAIN_RUNNING,
+                         self.dom_state(server))
+        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
 
     # -- what the host did -------------------------------------------------
 

@@ -3,6 +3,7 @@
 conductor, scheduler, compute and placement, and a PSP double per host.
 """
 
+import base64
 import os
 
 import fixtures
@@ -87,15 +88,6 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         super().setUp()
         self.start_sev_compute('sev')
 
-    def to_awaiting_secret(self, server=None, state=sm.AWAITING_SESSION):
-        server = server or self.boot_attested()
-        md = self.wait_for_attestation_state(server, state)
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
-        return server, launch, md
-
     def assertEvent(self, server, action, text):
         details = self.event_details(server, action)
         self.assertTrue(any(text in d for d in details), details)
@@ -177,6 +169,40 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         self.assertEqual(RUNNING, self.dom_state(server))
         self.assertEqual([], self.psp.psp_guests[server['id']].secrets)
 
+    def test_measurement_altered_by_the_host(self):
+        # The host publishes a measurement other than the firmware's: the
+        # owner's check refuses it, and no secret is sent.
+        info = fakelibvirt.Domain.launchSecurityInfo
+
+        def altered(dom, flags=0):
+            result = dict(info(dom, flags))
+            raw = bytearray(base64.b64decode(result['sev-measurement']))
+            raw[0] ^= 1
+            result['sev-measurement'] = base64.b64encode(raw).decode()
+            return result
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Domain.launchSecurityInfo',
+            altered))
+        server, launch, md = self.to_awaiting_secret()
+        self.assertIsNone(self.check_measurement(md, launch))
+        self.assertEqual(PAUSED, self.dom_state(server))
+        self.assertIsNone(self.psp.psp_guests[server['id']].secret_table)
+
+    def test_pause_and_unpause_release_too(self):
+        server, launch, md = self.to_awaiting_secret()
+        report = self.check_measurement(md, launch)
+        table = self.send_secret(server, launch, report)
+        self.api.post_server_action(server['id'], {'pause': {}})
+        self._wait_for_state_change(server, 'PAUSED')
+        # Nova's pause of a guest paused for its secret changes nothing.
+        self.assertEqual([], self.psp.psp_guests[server['id']].secrets)
+        self.api.post_server_action(server['id'], {'unpause': {}})
+        self._wait_for_state_change(server, 'ACTIVE')
+        self.wait_for_attestation_state(server, sm.RUNNING)
+        self.assertEqual(RUNNING, self.dom_state(server))
+        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
+
     def test_no_answer_times_out(self):
         self.flags(attestation_timeout=1, group='sev')
         server, launch, md = self.to_awaiting_secret()
@@ -185,6 +211,15 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
                          md[sm.STATE])
         self.assertEqual(SHUTOFF, self.dom_state(server))
         self.assertNotIn(sm.MEASUREMENT, md)
+
+    def test_timeout_armed_again_when_nova_compute_restarts(self):
+        server, launch, md = self.to_awaiting_secret()
+        self.flags(attestation_timeout=1, group='sev')
+        self.restart_compute_service('sev')
+        md = self.wait_for_attestation_state(server, sm.FAILED)
+        self.assertEqual('failed: no secret within 1 s, guest shut off',
+                         md[sm.STATE])
+        self.assertEqual(SHUTOFF, self.dom_state(server))
 
     def test_hard_reboot_comes_back_awaiting_a_session(self):
         server, launch, md = self.to_awaiting_secret()
@@ -260,23 +295,9 @@ class TestAttestationMoves(attested_base.AttestedServersTestBase):
             'nova.virt.libvirt.driver.LibvirtDriver._get_instance_disk_info',
             return_value=[]))
 
-    def run_attested(self, server, state=sm.AWAITING_SESSION):
-        md = self.wait_for_attestation_state(server, state)
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
-        report = self.check_measurement(md, launch)
-        self.assertIsNotNone(report)
-        table = self.send_secret(server, launch, report)
-        self.release(server)
-        self.wait_for_attestation_state(server, sm.RUNNING)
-        self.assertEqual(RUNNING, self.dom_state(server))
-        self.assertEqual([table], self.psp.psp_guests[server['id']].secrets)
-
     def test_cold_migration_awaits_a_session_on_the_new_host(self):
         server = self.boot_attested()
-        self.run_attested(server)
+        self.attest_to_running(server)
         first = self.host_of(server)
         server = self._migrate_server(server, api=self.admin_api)
         second = self.host_of(server)
@@ -288,9 +309,18 @@ class TestAttestationMoves(attested_base.AttestedServersTestBase):
                          sm.unpack_b64(md, sm.PDH, sm.PDH_LEN))
         self._confirm_resize(server)
         # The new host's session launches it there.
-        self.run_attested(server)
+        self.attest_to_running(server)
         self.assertEqual(second, self.host_of(server))
         self.assertEqual(second, self.psp.launches[-1][1])
+
+    def test_unshelve_awaits_a_session(self):
+        server = self.boot_attested()
+        self.attest_to_running(server)
+        self._shelve_server(server)
+        server = self._unshelve_server(server)
+        self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
+        self.assertEqual(SHUTOFF, self.dom_state(server))
+        self.attest_to_running(server)
 
 
 class TestAttestationSevEs(attested_base.AttestedServersTestBase):
