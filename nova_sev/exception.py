@@ -226,6 +226,16 @@ class LaunchInfoUnavailable(NovaSevException):
     msg_fmt = 'No SEV launch information for domain %(domain)s: %(reason)s'
 
 
+class CloudApiError(NovaSevException):
+    """Nova's API (through openstacksdk) could not be reached or refused
+    a call of the guest owner's tools.
+    """
+
+    msg_fmt = ('%(call)s failed: %(reason)s; check the cloud your '
+               'clouds.yaml (--os-cloud) or OS_* variables name, and that '
+               'the server is yours')
+
+
 # The Nova driver's refusals. Raised by the pure rules and wrapped by the
 # driver into the Nova exception that gives the right outcome (reschedule,
 # roll back, refuse a migration).

@@ -171,3 +171,42 @@ def describe(inputs: LaunchInputs) -> dict:
         'guest_features': ('0x%x' % inputs.guest_features
                            if inputs.mode == MODE_SNP else None),
     }
+
+
+def snp_inputs(facts, ovmf: str, kernel: str | None, initrd: str | None,
+               append: str | None, vcpu_type: str | None = None,
+               vcpu_sig: int | None = None) -> LaunchInputs:
+    """The SNP launch the guest owner expects: their own firmware and
+    kernel files with the vCPUs and guest features a server publishes
+    (``owner.SnpFacts``); ``vcpu_type`` or ``vcpu_sig`` where it publishes
+    no signature (host-passthrough vCPUs). InvalidLaunchInputs when the
+    kernel files and the published kernel hashes disagree, or the
+    signature is missing or given twice.
+    """
+    given = vcpu_type is not None or vcpu_sig is not None
+    if facts.vcpu_sig is not None and given:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server publishes its vCPU signature '
+            '(nova-sev:snp-vcpu-sig=0x%x): drop --vcpu-type and --vcpu-sig'
+            % facts.vcpu_sig)
+    if facts.vcpu_sig is None and not given:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server publishes no vCPU signature '
+            '(its vCPUs are the host\'s): give --vcpu-sig, the signature '
+            'of the host CPU, or --vcpu-type')
+    if facts.kernel_hashes and kernel is None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches with kernel hashes '
+            '(nova-sev:snp-kernel-hashes=on): give --kernel (and --initrd, '
+            '--append) of the kernel you expect')
+    if not facts.kernel_hashes and kernel is not None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches without kernel '
+            'hashes (nova-sev:snp-kernel-hashes=off), so the kernel is not '
+            'measured: drop --kernel, --initrd and --append')
+    return LaunchInputs(mode=MODE_SNP, ovmf=ovmf, vcpus=facts.vcpus,
+                        vcpu_type=vcpu_type,
+                        vcpu_sig=(facts.vcpu_sig if facts.vcpu_sig is not None
+                                  else vcpu_sig),
+                        kernel=kernel, initrd=initrd, append=append,
+                        guest_features=facts.guest_features)

@@ -20,7 +20,6 @@ Exit status: 0 reported, 1 the domain is not an SEV guest, 2 could not ask
 """
 
 import argparse
-import hashlib
 import re
 import typing
 
@@ -204,19 +203,6 @@ def _find_domain(conn, domain: str, uri: str):
         'instance UUID)' % (uri, uri))
 
 
-def _file_sha384(path: str | None) -> str | None:
-    if not path:
-        return None
-    digest = hashlib.sha384()
-    try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def _host_cpu_signature() -> int | None:
     from nova_sev.attestation import launch_inputs
     try:
@@ -236,7 +222,9 @@ def measurement_inputs(xml: str) -> dict | None:
     if launch.mode is None:
         return None
     host_sig = _host_cpu_signature() if launch.host_cpu else None
-    return inputs_dict(launch, _file_sha384(launch.firmware), host_sig)
+    return inputs_dict(launch,
+                       launch_inputs.file_digest(launch.firmware, 'sha384'),
+                       host_sig)
 
 
 def _domain_xml(dom, domain: str) -> str:

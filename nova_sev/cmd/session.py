@@ -159,6 +159,19 @@ def _write_all(files: dict[str, tuple[bytes, int]]) -> None:
             e.strerror or e))
 
 
+def write_session(name: str, launch) -> dict[str, str]:
+    """Write ``launch``'s four files under ``name`` (all or none, the
+    keys readable by the owner only); their paths.
+    """
+    paths = output_paths(name)
+    contents = {'godh': launch.godh_b64.encode('ascii'),
+                'session': launch.session_b64.encode('ascii'),
+                'tek': launch.tek, 'tik': launch.tik}
+    _write_all({paths[what]: (contents[what], mode)
+                for what, _suffix, mode in OUTPUTS})
+    return paths
+
+
 def run(args) -> int:
     # cryptography is imported only by the command that needs it.
     from nova_sev.attestation import session
@@ -179,12 +192,7 @@ def run(args) -> int:
     except exception.SevChainNotAuthentic as e:
         return common.fail(common.EXIT_NOT_AUTHENTIC, e)
     launch = session.new_session(pdh, policy)
-    paths = output_paths(args.name)
-    contents = {'godh': launch.godh_b64.encode('ascii'),
-                'session': launch.session_b64.encode('ascii'),
-                'tek': launch.tek, 'tik': launch.tik}
-    _write_all({paths[what]: (contents[what], mode)
-                for what, _suffix, mode in OUTPUTS})
+    paths = write_session(args.name, launch)
     if args.format == 'json':
         common.print_json({
             'files': paths, 'policy': '0x%04x' % policy,

@@ -59,6 +59,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      'trusted machine)'),
     ('verify-report', 'verify_report',
      'verify an SEV-SNP attestation report (guest owner, trusted machine)'),
+    ('attest', 'attest',
+     "attest an SEV, SEV-ES or SNP server through Nova's API and release "
+     "it with your secret (guest owner, trusted machine)"),
     ('launch-info', 'launch_info',
      "report an SEV guest's launch measurement and the host's SEV platform "
      "data"),
