@@ -11,7 +11,6 @@ only when a server is asked for: the other commands do not need it.
 """
 
 import argparse
-import logging
 import os
 from typing import Any
 
@@ -61,6 +60,8 @@ def add_server_arguments(parser, what: str) -> None:
 
 def connect(args: argparse.Namespace) -> Any:
     """An openstacksdk connection to the cloud ``args`` name."""
+    import logging  # here, with the SDK: not for --help
+
     from keystoneauth1 import exceptions as ksa_exceptions
     import openstack
     from openstack import exceptions as sdk_exceptions
