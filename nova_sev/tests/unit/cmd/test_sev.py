@@ -120,6 +120,8 @@ class ImportSetTestCase(testtools.TestCase):
         self.assertEqual([], loaded(modules, *HEAVY))
         self.assertEqual([], loaded(modules, 'nova_sev.cmd.host_check',
                                     'nova_sev.cmd.verify_report'))
+        # Without --server, no server is read: not the owner's flow.
+        self.assertEqual([], loaded(modules, 'nova_sev.attestation.owner'))
 
     def test_verify_measurement(self):
         code, out, modules = modules_of('verify-measurement', '--help')
