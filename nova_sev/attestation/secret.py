@@ -23,10 +23,6 @@ import hmac
 import re
 import uuid
 
-from cryptography.hazmat.primitives.ciphers import algorithms
-from cryptography.hazmat.primitives.ciphers import Cipher
-from cryptography.hazmat.primitives.ciphers import modes
-
 from nova_sev.attestation import guid_table
 from nova_sev.attestation import measurement
 from nova_sev import exception
@@ -113,6 +109,10 @@ def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
     the SEV firmware wraps keys and secrets; CTR is its own inverse, so
     the same call encrypts and decrypts.
     """
+    # cryptography is loaded to encrypt, not by ``build-secret --help``.
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers import Cipher
+    from cryptography.hazmat.primitives.ciphers import modes
     crypt = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
     return crypt.update(data) + crypt.finalize()
 

@@ -18,6 +18,11 @@ import dataclasses
 
 from nova_sev import exception
 
+# The SEV-SNP product lines whose AMD roots nova-sev knows (snp_verify's
+# built-in ARKs and ASKs); here, where ``verify-report --help`` can name
+# them without the X.509 stack.
+PRODUCTS = ('milan', 'genoa', 'turin')
+
 REPORT_LEN = 0x4a0
 SIGNED_LEN = 0x2a0      # the signature covers bytes 0h-29Fh
 # Version 3 adds the CPUID family, model and stepping (188h-18Ah); 4 keeps

@@ -28,7 +28,7 @@ from cryptography import x509
 from nova_sev.attestation import snp_report
 from nova_sev import exception
 
-PRODUCTS = ('milan', 'genoa', 'turin')
+PRODUCTS = snp_report.PRODUCTS
 
 # AMD's VCEK certificate extensions (VCEK specification, pub. 57230,
 # "VCEK Certificate Extensions").

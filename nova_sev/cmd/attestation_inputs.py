@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 
 from nova_sev.attestation import keys
-from nova_sev.attestation import launch_digest
 from nova_sev.attestation import measurement
 from nova_sev.cmd import common
 from nova_sev import exception
@@ -245,6 +244,9 @@ def _es_by_vcpu_type(args, firmware: bytes) -> ExpectedLaunch:
     """The SEV-ES digest with the VMSA that QEMU builds for the vCPU type
     (by sev-snp-measure, nova_sev.attestation.launch_digest).
     """
+    # sev-snp-measure is loaded for this case only, not by --help or an
+    # SEV check.
+    from nova_sev.attestation import launch_digest
     files = [o for o, v in (('--vmsa-cpu0', args.vmsa_cpu0),
                             ('--vmsa-cpu1', args.vmsa_cpu1)) if v]
     if files:

@@ -15,13 +15,16 @@ would be refused or is not SEV at all, 2 bad input.
 """
 
 import argparse
+import typing
 from typing import Any
 
 from nova_sev.cmd import common
-from nova_sev.cmd import flavor_check
 from nova_sev import exception
-from nova_sev.virt.libvirt import guest_plan
-from nova_sev.virt import memory
+
+if typing.TYPE_CHECKING:
+    # The rules (os-traits, the driver's modules) are imported by run(),
+    # not by ``--help``.
+    from nova_sev.cmd import flavor_check
 
 
 # Image properties that older clients print at the top level.
@@ -42,6 +45,7 @@ def flavor_from_show(data: Any) -> tuple[dict[str, Any], int, str | None]:
     """The extra specs, RAM (MiB, 0 when absent) and name of a flavor as
     ``openstack flavor show -f json`` prints it, old clients or new.
     """
+    from nova_sev.virt import memory
     if not isinstance(data, dict):
         raise exception.InvalidInput(
             reason='--flavor-json is not a JSON object as "openstack flavor '
@@ -80,7 +84,7 @@ def _load_json(path: str, option: str) -> Any:
                              path)
 
 
-def report_dict(check: flavor_check.FlavorCheck, specs: dict,
+def report_dict(check: 'flavor_check.FlavorCheck', specs: dict,
                 props: dict, flavor: str | None, image: str | None,
                 ram_mb: int = 0) -> dict:
     """The verdict as the documented JSON structure: the guest only when
@@ -145,9 +149,11 @@ def format_text(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def run(args) -> int:
-    # oslo.config is loaded to run, not for --help.
+def run(args: argparse.Namespace) -> int:
+    # oslo.config and the rules are loaded to run, not for --help.
     from nova_sev.cmd import config
+    from nova_sev.cmd import flavor_check
+    from nova_sev.virt.libvirt import guest_plan
     specs: dict[str, Any] = {}
     props: dict[str, Any] = {}
     ram_mb, flavor, image = 0, None, None

@@ -5,8 +5,10 @@ libvirt's embedded QEMU driver (``qemu:///embed?root=DIR``), which needs no
 daemon. Inside nova-compute, Nova's own connection is used instead.
 """
 
+from collections.abc import Iterator
 import logging
 import os
+import re
 import urllib.parse
 
 from nova_sev import exception
@@ -118,3 +120,66 @@ def version_string(version: int) -> str:
     """libvirt's packed version number (9000000) as text ("9.0.0")."""
     return '%d.%d.%d' % (version // 1000000, version // 1000 % 1000,
                          version % 1000)
+
+
+# libvirt's QEMU capability cache: one XML file per emulator (named by the
+# SHA-256 of its path), these elements before the long flag lists.
+_CACHE_ELEMENTS = {name: re.compile(r'<%s>([^<]*)</%s>' % (name, name))
+                   for name in ('emulator', 'selfvers', 'version')}
+_CACHE_HEAD = 64 * 1024
+
+
+def cached_qemu_version(cache_xml: str, emulator: str,
+                        lib_version: int) -> int | None:
+    """The QEMU version that a libvirt capability cache file records,
+    when the file is ``emulator``'s and this libvirt (``lib_version``)
+    wrote it; None otherwise.
+    """
+    found = {name: pattern.search(cache_xml)
+             for name, pattern in _CACHE_ELEMENTS.items()}
+    if not all(found.values()):
+        return None
+    emulator_text, selfvers, version = (
+        found[n].group(1).strip() for n in ('emulator', 'selfvers', 'version'))
+    if (emulator_text != emulator or selfvers != str(lib_version) or
+            not version.isdigit()):
+        return None
+    return int(version)
+
+
+def _cache_heads(directory: str) -> Iterator[str]:
+    """The head of each capability cache file in ``directory``."""
+    try:
+        entries = [e.path for e in os.scandir(directory)
+                   if e.name.endswith('.xml')]
+    except OSError:
+        return
+    for path in entries:
+        try:
+            with open(path, encoding='utf-8', errors='replace') as f:
+                yield f.read(_CACHE_HEAD)
+        except OSError:
+            continue
+
+
+def qemu_version(conn, uri: str, emulator: str | None,
+                 lib_version: int) -> int:
+    """The version of QEMU ``emulator`` behind ``conn``, a connection to
+    libvirt ``lib_version``.
+
+    For the embedded driver, from the capability cache in its root, which
+    libvirt has just checked against the emulator to answer the domain
+    capabilities: ``getVersion()`` would build libvirt's whole host
+    capabilities for it (20-30 ms, as long as the rest of host-check).
+    Elsewhere (the daemon's cache is not ours to read), and for a cache
+    written by another libvirt, libvirt is asked. The files are matched
+    by the emulator they name (hashing its path would load OpenSSL).
+    """
+    root = embed_root(uri)
+    if root is not None and emulator:
+        for head in _cache_heads(os.path.join(root, 'cache', 'qemu',
+                                              'capabilities')):
+            version = cached_qemu_version(head, emulator, lib_version)
+            if version is not None:
+                return version
+    return conn.getVersion()

@@ -11,16 +11,17 @@ input could not be read.
 
 import argparse
 import sys
+import typing
 
 from nova_sev.cmd import common
-from nova_sev.cmd import host_reading
 from nova_sev import exception
-from nova_sev.virt import hardware
-from nova_sev.virt.libvirt import designer
-from nova_sev.virt.libvirt import firmware as fw
-from nova_sev.virt.libvirt import guest_plan as gp
-from nova_sev.virt.libvirt import host
-from nova_sev.virt.libvirt import sev_guest
+
+if typing.TYPE_CHECKING:
+    # The driver's modules are imported where they are used, so that
+    # ``--help`` imports none of them.
+    from nova_sev.virt.libvirt import firmware as fw
+    from nova_sev.virt.libvirt import guest_plan as gp
+    from nova_sev.virt.libvirt import host
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_config_argument(parser)
 
 
-def _capabilities(args) -> tuple[host.SevHostCapabilities,
-                                 list[fw.FirmwareDescriptor] | None]:
+def _capabilities(args: argparse.Namespace
+                  ) -> tuple['host.SevHostCapabilities',
+                             list['fw.FirmwareDescriptor'] | None]:
     """The host capabilities the way ``host-check`` gets them, and the
     firmware descriptors to choose from (None: those detection found).
     Detection examines no firmware for a --domcaps file without
     --firmware-dir, or a remote URI: the firmware is then chosen among this
     machine's descriptors.
     """
+    from nova_sev.cmd import host_reading
+    from nova_sev.virt.libvirt import firmware as fw
     caps = host_reading.read_host(args).caps
     if caps.firmware is not None:
         return caps, None
@@ -50,7 +54,8 @@ def _capabilities(args) -> tuple[host.SevHostCapabilities,
         list(host_reading.sev_option(args, 'firmware_descriptor_dirs')))
 
 
-def _summary(plan: gp.GuestPlan) -> str:
+def _summary(plan: 'gp.GuestPlan') -> str:
+    from nova_sev.virt import hardware
     if plan.snp is not None:
         return ('SEV-SNP guest: policy 0x%08x, firmware %s (stateless), '
                 'memory not locked (guest_memfd), %d MiB unswappable, '
@@ -65,9 +70,15 @@ def _summary(plan: gp.GuestPlan) -> str:
         plan.pinned_memory_mb))
 
 
-def run(args) -> int:
-    # oslo.config is loaded to run, not for --help.
+def run(args: argparse.Namespace) -> int:
+    # oslo.config and the driver's modules are loaded to run, not for
+    # --help.
     from nova_sev.cmd import config
+    from nova_sev.cmd import host_reading
+    from nova_sev.virt import hardware
+    from nova_sev.virt.libvirt import designer
+    from nova_sev.virt.libvirt import guest_plan as gp
+    from nova_sev.virt.libvirt import sev_guest
     host_reading.kvm_amd_dir(args)  # bad input is exit 2, SEV requested or not
     extra_specs = common.parse_key_values(args.extra_spec, '--extra-spec')
     image_props = common.parse_key_values(args.image_property,

@@ -7,10 +7,14 @@ Exit status: 0 SEV usable, 1 not usable, 2 could not check.
 """
 
 import argparse
+import typing
 
 from nova_sev.cmd import common
-from nova_sev.cmd import host_reading
-from nova_sev.virt.libvirt import host
+
+if typing.TYPE_CHECKING:
+    # The host reading (libvirt, lxml) is imported by run(), not by
+    # ``--help``.
+    from nova_sev.virt.libvirt import host
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_config_argument(parser)
 
 
-def _traits(caps: host.SevHostCapabilities) -> list[str]:
+def _traits(caps: 'host.SevHostCapabilities') -> list[str]:
     """The traits the driver reports to placement for ``caps``."""
     if not caps.sev_usable:
         return []  # as traits.sev_traits, without its import
@@ -29,7 +33,7 @@ def _traits(caps: host.SevHostCapabilities) -> list[str]:
     return sorted(traits.sev_traits(caps))
 
 
-def report_dict(caps: host.SevHostCapabilities, source: str,
+def report_dict(caps: 'host.SevHostCapabilities', source: str,
                 versions: dict[str, str | None]) -> dict:
     """The host report as the documented JSON structure."""
     def descriptors(found):
@@ -113,7 +117,8 @@ def format_text(report: dict) -> str:
     return '\n'.join(lines)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    from nova_sev.cmd import host_reading
     reading = host_reading.read_host(args)
     caps = reading.caps
     report = report_dict(caps, reading.source, reading.versions)

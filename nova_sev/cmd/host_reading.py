@@ -96,11 +96,15 @@ def _read_connection(uri: str | None, kvm_amd_dir: str,
             firmware = firmware or sev_option(args,
                                               'firmware_descriptor_dirs')
             cpuinfo = cpuinfo or host.CPUINFO
-        caps = host.SevHost(lambda: conn, kvm_amd_dir, firmware or None,
-                            cpuinfo).get_capabilities()
+        sev_host = host.SevHost(lambda: conn, kvm_amd_dir, firmware or None,
+                                cpuinfo)
+        caps = sev_host.get_capabilities()
+        emulator = sev_host.domcaps.path if sev_host.domcaps else None
+        lib_version = conn.getLibVersion()
         versions = {
-            'libvirt': connection.version_string(conn.getLibVersion()),
-            'qemu': connection.version_string(conn.getVersion())}
+            'libvirt': connection.version_string(lib_version),
+            'qemu': connection.version_string(connection.qemu_version(
+                conn, uri, emulator, lib_version))}
     finally:
         conn.close()
     return HostReading(caps, uri, versions)

@@ -21,12 +21,16 @@ Exit status: 0 reported, 1 the domain is not an SEV guest, 2 could not ask
 
 import argparse
 import re
+import typing
 
-from nova_sev.attestation import launch_inputs
 from nova_sev.attestation import measurement
 from nova_sev.cmd import common
-from nova_sev.cmd import connection
 from nova_sev import exception
+
+if typing.TYPE_CHECKING:
+    # The domain's XML is read (lxml, sev-snp-measure) by run(), not by
+    # ``--help``.
+    from nova_sev.attestation import launch_inputs
 
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$')
@@ -79,9 +83,10 @@ def is_sev_launch(launch_info: dict) -> bool:
             'sev-snp-policy' in launch_info)
 
 
-def inputs_dict(launch: launch_inputs.DomainLaunch,
+def inputs_dict(launch: 'launch_inputs.DomainLaunch',
                 firmware_sha384: str | None, host_sig: int | None) -> dict:
     """The documented ``measurement_inputs`` of the report."""
+    from nova_sev.attestation import launch_inputs
     return {
         'mode': launch.mode,
         'policy': launch.policy,
@@ -199,6 +204,7 @@ def _find_domain(conn, domain: str, uri: str):
 
 
 def _host_cpu_signature() -> int | None:
+    from nova_sev.attestation import launch_inputs
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
             return launch_inputs.cpuinfo_signature(f.read())
@@ -211,6 +217,7 @@ def measurement_inputs(xml: str) -> dict | None:
     ``<launchSecurity>``. The firmware digest and the host CPU's signature
     are read here, on the host that runs the domain.
     """
+    from nova_sev.attestation import launch_inputs
     launch = launch_inputs.domain_launch(xml)
     if launch.mode is None:
         return None
@@ -264,6 +271,7 @@ def _gather(conn, args, uri: str) -> dict | None:
 
 
 def run(args) -> int:
+    from nova_sev.cmd import connection  # libvirt: to run, not for --help
     uri = args.connection or connection.default_uri()
     conn = connection.open_connection(uri)
     try:

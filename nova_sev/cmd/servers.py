@@ -11,13 +11,17 @@ only when a server is asked for: the other commands do not need it.
 """
 
 import argparse
-import logging
 import os
+import typing
 from typing import Any
 
-from nova_sev.attestation import owner
 from nova_sev.cmd import common
 from nova_sev import exception
+
+if typing.TYPE_CHECKING:
+    # The owner's flow (dataclasses, 10 ms with inspect) is imported where
+    # a server is read: the parsers that take --server do not need it.
+    from nova_sev.attestation import owner
 
 REBOOT_HARD = 'HARD'
 REBOOT_SOFT = 'SOFT'
@@ -61,6 +65,8 @@ def add_server_arguments(parser, what: str) -> None:
 
 def connect(args: argparse.Namespace) -> Any:
     """An openstacksdk connection to the cloud ``args`` name."""
+    import logging  # here, with the SDK: not for --help
+
     from keystoneauth1 import exceptions as ksa_exceptions
     import openstack
     from openstack import exceptions as sdk_exceptions
@@ -90,8 +96,9 @@ def _vcpus(flavor: Any) -> int | None:
     return vcpus if isinstance(vcpus, int) else None
 
 
-def server_of_resource(resource: Any) -> owner.Server:
+def server_of_resource(resource: Any) -> 'owner.Server':
     """An openstacksdk ``Server`` as the owner's flow reads it."""
+    from nova_sev.attestation import owner
     return owner.Server(
         id=resource.id, name=resource.name or '',
         status=resource.status or '', task_state=resource.task_state,
@@ -100,10 +107,11 @@ def server_of_resource(resource: Any) -> owner.Server:
         vcpus=_vcpus(resource.flavor))
 
 
-def server_of_document(document: Any, source: str) -> owner.Server:
+def server_of_document(document: Any, source: str) -> 'owner.Server':
     """``openstack server show -f json`` output as the owner's flow reads
     it; InvalidInput naming ``source`` when it is not such output.
     """
+    from nova_sev.attestation import owner
     from nova_sev.cmd import attestation_inputs
 
     metadata = attestation_inputs.server_properties(document, source)
@@ -122,7 +130,7 @@ def server_of_document(document: Any, source: str) -> owner.Server:
         vcpus=_vcpus(document.get('flavor')))
 
 
-def read_server_json(path: str) -> owner.Server:
+def read_server_json(path: str) -> 'owner.Server':
     """The server of an ``openstack server show -f json`` file."""
     text = common.read_text_file(path, '--server-json')
     return server_of_document(common.parse_json(text, '--server-json', path),
@@ -146,7 +154,7 @@ class NovaServers:
             raise exception.CloudApiError(call=call,
                                           reason=exception.excerpt(e, 300))
 
-    def find(self, name_or_id: str) -> owner.Server:
+    def find(self, name_or_id: str) -> 'owner.Server':
         """The server named ``name_or_id`` (a name or an ID)."""
         found = self._call('finding server %s' % name_or_id,
                            self.conn.compute.find_server, name_or_id,
@@ -157,7 +165,7 @@ class NovaServers:
                 reason='no such server in this project')
         return self.get(found.id)
 
-    def get(self, server_id: str) -> owner.Server:
+    def get(self, server_id: str) -> 'owner.Server':
         """GET /servers/{id}."""
         return server_of_resource(self._call(
             'reading server %s' % server_id, self.conn.compute.get_server,
@@ -175,7 +183,7 @@ class NovaServers:
                    self.conn.compute.reboot_server, server_id, kind)
 
 
-def load_server(args: argparse.Namespace) -> owner.Server | None:
+def load_server(args: argparse.Namespace) -> 'owner.Server | None':
     """The server ``--server`` or ``--server-json`` names, or None."""
     if args.server_json:
         return read_server_json(args.server_json)

@@ -23,14 +23,19 @@ import argparse
 import dataclasses
 import datetime
 import re
+import typing
 import uuid
 
 from nova_sev.attestation import host_data
 from nova_sev.attestation import snp_report
-from nova_sev.attestation import snp_verify
 from nova_sev.cmd import common
 from nova_sev.cmd import servers
 from nova_sev import exception
+
+if typing.TYPE_CHECKING:
+    # The X.509 stack (cryptography.x509) is imported where certificates
+    # are checked, not by ``--help``.
+    from nova_sev.attestation import snp_verify
 
 EXIT_NOT_AUTHENTIC = common.EXIT_NOT_AUTHENTIC
 
@@ -57,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--ark', metavar='FILE',
                        help='trust this root instead of the built-in AMD '
                             'ARKs (labs, tests); needs --ask')
-    group.add_argument('--product', choices=snp_verify.PRODUCTS,
+    group.add_argument('--product', choices=snp_report.PRODUCTS,
                        help='trust only this product\'s built-in root')
     group.add_argument('--at', metavar='DATE',
                        help='check that the certificates are valid at this '
@@ -118,14 +123,16 @@ def read_report(path: str) -> snp_report.Report:
 
 
 def read_certificates(path: str, option: str) -> list:
+    from nova_sev.attestation import snp_verify
     return snp_verify.load_certificates(common.read_file(path, option),
                                         '%s %s' % (option, path))
 
 
-def load_roots(args) -> snp_verify.Roots:
+def load_roots(args: argparse.Namespace) -> 'snp_verify.Roots':
     """The roots to trust: --ark alone, or the built-in ones (of
     --product).
     """
+    from nova_sev.attestation import snp_verify
     if args.ark:
         if not args.ask:
             raise exception.InvalidInput(
@@ -144,7 +151,9 @@ def load_roots(args) -> snp_verify.Roots:
     return roots
 
 
-def load_expectations(args) -> snp_verify.Expectations:
+def load_expectations(args: argparse.Namespace
+                      ) -> 'snp_verify.Expectations':
+    from nova_sev.attestation import snp_verify
     expected_host_data = None
     if args.host_data is not None:
         expected_host_data = parse_hex(args.host_data, '--host-data',
@@ -183,17 +192,18 @@ def parse_at(text: str | None) -> datetime.datetime:
     return at
 
 
-def verdict(checks: list[snp_verify.Check]) -> str:
+def verdict(checks: list['snp_verify.Check']) -> str:
     """NOT AUTHENTIC when an authenticity check failed, REFUSED when
     another did, else OK.
     """
+    from nova_sev.attestation import snp_verify
     failed = {c.name for c in checks if not c.ok}
     if failed & set(snp_verify.AUTHENTICITY_CHECKS):
         return VERDICT_NOT_AUTHENTIC
     return VERDICT_REFUSED if failed else VERDICT_OK
 
 
-def verdict_line(result: str, checks: list[snp_verify.Check],
+def verdict_line(result: str, checks: list['snp_verify.Check'],
                  product: str | None) -> str:
     """The one line that says the verdict and names every failed check."""
     failed = [c for c in checks if not c.ok]
@@ -205,11 +215,12 @@ def verdict_line(result: str, checks: list[snp_verify.Check],
         result, '; '.join('%s (%s)' % (c.name, c.detail) for c in failed))
 
 
-def binding_check(facts, server_id: str) -> snp_verify.Check:
+def binding_check(facts, server_id: str) -> 'snp_verify.Check':
     """The check that the server's published HOST_DATA
     (``owner.SnpFacts``) is nova-sev's binding of ``server_id``.
     """
     from nova_sev.attestation import owner
+    from nova_sev.attestation import snp_verify
 
     refusal = owner.host_data_refusal(facts, server_id)
     return snp_verify.Check('host_data_binding', refusal is None,
@@ -217,13 +228,14 @@ def binding_check(facts, server_id: str) -> snp_verify.Check:
                             % server_id)
 
 
-def check_report(args, expect: snp_verify.Expectations,
-                 extra: list[snp_verify.Check] = ()
+def check_report(args, expect: 'snp_verify.Expectations',
+                 extra: list['snp_verify.Check'] = ()
                  ) -> tuple[str, str, dict]:
     """The verdict on the report and VCEK of ``args`` under ``expect``
     (and the ``extra`` checks made already), its one line, and the JSON
     document that lists every check.
     """
+    from nova_sev.attestation import snp_verify
     report = read_report(args.report)
     vcek = read_certificates(args.vcek, '--vcek')[0]
     snp_verify.check_vcek_key(vcek, '--vcek %s' % args.vcek)
@@ -249,9 +261,9 @@ def check_report(args, expect: snp_verify.Expectations,
     }
 
 
-def server_expectations(args, expect: snp_verify.Expectations
-                        ) -> tuple[snp_verify.Expectations,
-                                   list[snp_verify.Check], dict | None]:
+def server_expectations(args, expect: 'snp_verify.Expectations'
+                        ) -> tuple['snp_verify.Expectations',
+                                   list['snp_verify.Check'], dict | None]:
     """``expect`` with what the server of --server or --server-json
     publishes: its HOST_DATA (unless --host-data or --instance-uuid say
     otherwise) and policy; the check that HOST_DATA binds the server; and
@@ -270,7 +282,7 @@ def server_expectations(args, expect: snp_verify.Expectations
         owner.describe_snp(facts), server=server.id)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     expect, extra, published = server_expectations(
         args, load_expectations(args))
     result, line, document = check_report(args, expect, extra)
