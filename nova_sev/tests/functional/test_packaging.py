@@ -136,6 +136,15 @@ class WheelContentsTestCase(testtools.TestCase):
                      'nova_sev/cmd/compute.py'):
             self.assertIn(name, self.names)
 
+    def test_carries_amd_roots(self):
+        # The copy the wheel is built from has no git: the roots must come
+        # from setup.cfg's package_data, not from pbr's git file list.
+        for tree, suffix in (('amd_roots', '.pem'), ('sev_roots', '.cert')):
+            for product in ('milan', 'genoa'):
+                for key in ('ark', 'ask'):
+                    self.assertIn('nova_sev/attestation/%s/%s-%s%s' % (
+                        tree, product, key, suffix), self.names)
+
     def test_nothing_else_at_the_top(self):
         tops = {n.split('/')[0] for n in self.names}
         self.assertEqual({'nova', 'nova_sev', 'nova_sev-0.0.1.dist-info'},
