@@ -103,6 +103,7 @@ from nova_sev.virt.libvirt import host as sev_host
 from nova_sev.virt.libvirt import traits
 from nova_sev.virt import lifecycle
 from nova_sev.virt import memory
+from nova_sev.virt import nova_compat
 
 CONF = sev_conf.CONF
 LOG = logging.getLogger(__name__)
@@ -301,6 +302,9 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._sev_pending: dict[str, tuple[Any, Any]] = {}
         self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
+        for note in nova_compat.startup_notes():
+            LOG.warning('nova-sev on Nova %s: %s', nova_compat.NOVA_SERIES,
+                        note)
         # SEV guests admitted here whose builds may not have ended:
         # uuid -> (pinned MiB, ASID pool) (admission.guests_holding_slots).
         # The lock makes admission atomic across nova-compute's concurrent
@@ -349,7 +353,8 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         the SEV that the instance's own request asked for.
         """
         specs = instance.flavor.extra_specs
-        props = image_properties(image_meta)
+        props = dict(nova_compat.image_properties_nova_drops(instance),
+                     **image_properties(image_meta))
         if rescue and sev_mode(instance.flavor, image_meta) is SevMode.NONE:
             # The rescue image need not ask for SEV: the instance's own
             # request still holds for the guest that runs its disks.
@@ -542,7 +547,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, migration, instance, disk_info, network_info,
                 image_meta, resize_instance, allocations,
                 block_device_info=block_device_info, power_on=power_on,
-                share_info=share_info)
+                **nova_compat.new_kwargs(share_info=share_info))
         finally:
             self._sev_end(instance)
 
@@ -567,7 +572,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             instance, network_info, image_meta, disk_info, rescue=rescue,
             block_device_info=block_device_info, context=context,
             mdevs=mdevs, accel_info=accel_info, share_info=share_info,
-            old_guest=old_guest)
+            **nova_compat.new_kwargs(old_guest=old_guest))
         made = self._sev_plans.get(instance.uuid)
         if made is not None:
             plan = made[1]

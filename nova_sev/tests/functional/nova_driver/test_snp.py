@@ -11,8 +11,9 @@ import os_traits
 
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import base
+from nova_sev.virt import nova_compat
 
-SNP = os_traits.HW_CPU_X86_AMD_SEV_SNP
+SNP = nova_compat.HW_CPU_X86_AMD_SEV_SNP
 SNP_LIBVIRT_VERSION = 10005000
 SNP_QEMU_VERSION = 9001000
 OVMF_STATELESS = '/usr/share/ovmf/OVMF.fd'
@@ -41,7 +42,7 @@ class TestSevSnp(base.SevServersTestBase):
         super().setUp()
         # Nova's own kernel check (its SEV-SNP child provider) reads the
         # fixture; nova-sev's reads each host's [sev] directory.
-        self.libvirt.amd_sev.sev_snp = True
+        self.amd_sev.sev_snp = True
         self.write_descriptor('30-ovmf-sev-snp.json', SNP_DESCRIPTOR)
         for name, props in (
                 ('snp-trait', {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}),
