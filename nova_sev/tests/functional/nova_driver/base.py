@@ -277,6 +277,18 @@ class SevServersTestBase(base.ServersTestBase):
         server = api.post_server({'server': body})
         return self._wait_for_state_change(server, expected_state)
 
+    # Nova's own helpers for these take the API to use, or exist, only
+    # since 2026.1.
+    def migrate(self, server):
+        """Cold migrate ``server`` as the admin; the server resized."""
+        self.admin_api.post_server_action(server['id'], {'migrate': None})
+        return self._wait_for_state_change(server, 'VERIFY_RESIZE')
+
+    def attach_volume(self, server, volume_id):
+        self.api.post_server_volume(
+            server['id'], {'volumeAttachment': {'volumeId': volume_id}})
+        self._wait_for_volume_attach(server['id'], volume_id)
+
     def host_of(self, server):
         return self.admin_api.get_server(server['id'])[
             'OS-EXT-SRV-ATTR:host']
