@@ -119,7 +119,6 @@ class SevSnpTestBase(base.SevServersTestBase):
                              'no iommu on %s' % dev.tag)
 
 
-
 class TestSevSnp(SevSnpTestBase):
 
     def setUp(self):
@@ -258,7 +257,6 @@ class TestSevSnpUnknownToNova(SevSnpTestBase):
             self.assertEqual([], domains, '%s/%s' % (flavor, image))
         else:
             self.assertSnpDomain(domains[-1][1], server)
-
 
     def built(self, server):
         """``server`` once its build has ended, either way."""
