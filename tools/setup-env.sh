@@ -87,7 +87,9 @@ fi
 reqs="$top/requirements.txt"
 [ -n "$profile" ] && reqs="$reqs $top/test-requirements.txt $constraints"
 # shellcheck disable=SC2086
-stamp_want=$( (cat $reqs "$top/setup.cfg"; echo "$series $nova_version $placement_version") | sha256sum | cut -d' ' -f1)
+stamp_want=$( (cat $reqs "$top/setup.cfg"
+    echo "$series $nova_version $placement_version") | sha256sum |
+    cut -d' ' -f1)
 stamp_file="$venv/.nova-sev-${profile:-run}.stamp"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
     say "installing Python packages into $venv (Nova $series)"
