@@ -42,39 +42,49 @@ echo "run-tests: Nova $series ($("$venv/bin/python" -c \
 lint_failed=0
 "$venv/bin/flake8" nova_sev nova tools || lint_failed=1
 
-"$venv/bin/stestr" run --concurrency "${NOVA_SEV_CONCURRENCY:-2}" "$@" \
-    </dev/null
-stestr_rc=$?
-
-# -- The Nova tier once more in each other mode of the release ------------
-# The run above is in nova-compute's default mode (the first of the
-# release's modes: eventlet up to 2026.1, native threads in 2026.2;
-# nova_sev/tests/functional/nova_driver sets it). nova.monkey_patch reads
-# OS_NOVA_DISABLE_EVENTLET_PATCHING when Nova's test package is imported:
-# the tests of the filter that are in nova_sev/tests/functional/nova_driver
-# run again with it set for each other mode; all runs are loaded into one
-# stestr run, which the closing line counts.
+# -- The Nova tier in each concurrency mode of the release ------------------
+# nova.monkey_patch reads OS_NOVA_DISABLE_EVENTLET_PATCHING when Nova's test
+# package is imported, and patches (eventlet) or not for the whole process.
+# So the tests of the filter that are in nova_sev/tests/functional/nova_driver
+# run in runs of their own, one per mode of the release, the default first
+# (eventlet up to 2026.1, native threads in 2026.2), and the other tests in
+# one more run, never patched. All runs are loaded into one stestr run,
+# which the closing line counts.
 nova_tier='^nova_sev\.tests\.functional\.nova_driver\.'
 work=$(mktemp -d)
-"$venv/bin/stestr" last --subunit >"$work/default.subunit"
-"$venv/bin/stestr" list "$@" 2>/dev/null | grep -E "$nova_tier" \
-    >"$work/nova-tier.list"
-others=$(echo "$modes" | tr ',' '\n' | tail -n +2)
-if [ -s "$work/nova-tier.list" ] && [ -n "$others" ]; then
-    for mode in $others; do
-        case "$mode" in
-            threading) disable=true ;;
-            *) disable=false ;;
-        esac
-        echo "run-tests: the Nova tier again, on $mode" >&2
-        OS_NOVA_DISABLE_EVENTLET_PATCHING=$disable "$venv/bin/stestr" run \
-            --concurrency "${NOVA_SEV_CONCURRENCY:-2}" \
-            --load-list "$work/nova-tier.list" </dev/null
-        mode_rc=$?
-        [ "$mode_rc" -eq 0 ] || stestr_rc=$mode_rc
-        "$venv/bin/stestr" last --subunit >"$work/$mode.subunit"
-    done
+stestr_rc=0
+"$venv/bin/stestr" list "$@" 2>/dev/null >"$work/all.list"
+grep -E "$nova_tier" "$work/all.list" >"$work/nova-tier.list"
+grep -vE "$nova_tier" "$work/all.list" >"$work/other.list"
+# run NAME LIST [VARIABLE=VALUE]: one stestr run of LIST, kept as NAME.
+run() {
+    local name=$1 list=$2 rc
+    shift 2
+    [ -s "$list" ] || return 0
+    env "$@" "$venv/bin/stestr" run \
+        --concurrency "${NOVA_SEV_CONCURRENCY:-2}" \
+        --load-list "$list" </dev/null
+    rc=$?
+    [ "$rc" -eq 0 ] || stestr_rc=$rc
+    "$venv/bin/stestr" last --subunit >"$work/$name.subunit"
+}
+run other "$work/other.list"
+for mode in $(echo "$modes" | tr ',' ' '); do
+    case "$mode" in
+        threading) disable=true ;;
+        *) disable=false ;;
+    esac
+    echo "run-tests: the Nova tier on $mode" >&2
+    run "nova-$mode" "$work/nova-tier.list" \
+        OS_NOVA_DISABLE_EVENTLET_PATCHING=$disable
+done
+if ls "$work"/*.subunit >/dev/null 2>&1; then
     cat "$work"/*.subunit | "$venv/bin/stestr" load >/dev/null
+else
+    echo "run-tests: no test matches the filter" >&2
+    rm -rf "$work"
+    echo "0 passed, 1 failed"
+    exit 1
 fi
 rm -rf "$work"
 # ----------------------------------------------------------------------------
