@@ -68,7 +68,10 @@ run() {
     [ "$rc" -eq 0 ] || stestr_rc=$rc
     "$venv/bin/stestr" last --subunit >"$work/$name.subunit"
 }
-run other "$work/other.list"
+# Nova's nova/test.py monkey patches on import up to 2026.1 unless told
+# not to: the other tests run unpatched (eventlet would deadlock those that
+# block in real threads, such as reading a configuration from a pipe).
+run other "$work/other.list" OS_NOVA_DISABLE_EVENTLET_PATCHING=true
 for mode in $(echo "$modes" | tr ',' ' '); do
     case "$mode" in
         threading) disable=true ;;
