@@ -234,6 +234,16 @@ class LaunchInfoUnavailable(NovaSevException):
     msg_fmt = 'No SEV launch information for domain %(domain)s: %(reason)s'
 
 
+class CloudApiError(NovaSevException):
+    """Nova's API (through openstacksdk) could not be reached or refused
+    a call of the guest owner's tools.
+    """
+
+    msg_fmt = ('%(call)s failed: %(reason)s; check the cloud your '
+               'clouds.yaml (--os-cloud) or OS_* variables name, and that '
+               'the server is yours')
+
+
 # The Nova driver's refusals. Raised by the pure rules and wrapped by the
 # driver into the Nova exception that gives the right outcome (reschedule,
 # roll back, refuse a migration).
@@ -266,3 +276,24 @@ class InvalidAttestationReport(InvalidInput):
 
 class InvalidCertificate(InvalidInput):
     msg_fmt = 'Invalid certificate %(source)s: %(reason)s'
+
+
+class InvalidSevCertificate(InvalidCertificate):
+    """A malformed SEV platform or AMD CA certificate (or chain)."""
+
+    msg_fmt = ('Invalid SEV certificate %(source)s: %(reason)s; give what '
+               'the host exports (libvirt getSEVInfo() "pdh" and '
+               '"cert-chain", or sevctl export)')
+
+
+class SevChainNotAuthentic(NovaSevException):
+    """The SEV platform certificates do not verify up to a trusted ARK."""
+
+    msg_fmt = ('The SEV platform certificates are NOT authentic: %(reason)s; '
+               'do not launch a guest with secrets on this platform')
+
+
+class InvalidGuestPolicy(InvalidInput):
+    msg_fmt = ('Invalid SEV guest policy %(policy)s: %(reason)s (AMD SEV '
+               'API, section 3: bits 0-5 flags, 6-15 reserved, 16-31 the '
+               'minimum firmware API version)')

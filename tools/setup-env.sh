@@ -98,7 +98,10 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
         -r "$top/test-requirements.txt" "nova==$nova_version"
         "openstack-placement==$placement_version")
     pip install "${args[@]}"
-    pip install --no-deps -e "$top"
+    # setuptools' "compat" editable mode puts the source tree's path in a
+    # .pth file; its default mode installs an import hook whose own imports
+    # (pathlib, re...) every nova-sev command would pay at start-up.
+    pip install --no-deps -e "$top" --config-settings editable_mode=compat
     echo "$stamp_want" > "$stamp_file"
 fi
 say "ready: $venv"

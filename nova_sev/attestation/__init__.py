@@ -2,14 +2,21 @@
 
 The spec's Security section leaves out "the ability for the cloud user to
 verify the attestation which SEV can provide using the LAUNCH_MEASURE
-firmware call". This package is that check and the launch secret that
-follows it (AMD SEV API, pub. 55766, sections 6.5 and 6.6), and the same
-for SEV-ES and SEV-SNP. It needs no libvirt, no Nova and no network, so
-that a guest owner can run it on a machine they trust, away from the
-compute host; the only files it reads are the images the expected digest
-is computed from (``sev-snp-measure`` reads them by path) and the built-in
-AMD roots.
+firmware call". This package is that check, the launch session that
+comes before it and the launch secret that follows it (AMD SEV API, pub.
+55766, sections 6.2, 6.5 and 6.6), and the same for SEV-ES and SEV-SNP.
+It needs no libvirt, no Nova and no network, so that a guest owner can
+run it on a machine they trust, away from the compute host; the only files
+it reads are the images the expected digest is computed from
+(``sev-snp-measure`` reads them by path) and the built-in AMD roots. Like
+the rest of the package, ``sev_cert`` and ``session`` import neither oslo
+nor ``nova_sev.virt``.
 
+- ``sev_cert``: SEV platform certificates (PDH, PEK, OCA, CEK) and AMD's
+  CA certificates (ARK, ASK), and the chain up to AMD's SEV roots
+  (``sev_roots/``).
+- ``session``: the launch session that wraps a fresh TEK and TIK for one
+  platform's PDH (``sevctl session``).
 - ``keys``: the transport keys (TEK, TIK) of the launch session.
 - ``guid_table``: the GUID-keyed tables QEMU and OVMF exchange.
 - ``measurement``: launch digest, measurement and its check.

@@ -12,6 +12,7 @@ both call this function.
 
 import base64
 import hashlib
+import hmac
 import uuid
 
 HOST_DATA_LEN = 32
@@ -29,3 +30,14 @@ def instance_host_data(instance_uuid: str) -> bytes:
 def host_data_b64(instance_uuid: str) -> str:
     """``instance_host_data`` as libvirt's ``<hostData>`` text."""
     return base64.b64encode(instance_host_data(instance_uuid)).decode()
+
+
+def binds(data: bytes, instance_uuid: str) -> bool:
+    """Whether ``data`` is the HOST_DATA of the instance ``instance_uuid``
+    (False for a UUID that is none).
+    """
+    try:
+        expected = instance_host_data(instance_uuid)
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, data)

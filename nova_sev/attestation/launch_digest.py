@@ -11,7 +11,7 @@ What nova-sev adds is the inputs: ``nova-sev launch-info`` reads them from
 the domain libvirt really runs (``nova_sev.attestation.launch_inputs``).
 """
 
-import dataclasses
+import typing
 
 from nova_sev import exception
 
@@ -46,9 +46,11 @@ DEFAULT_GUEST_FEATURES = 0x1
 DIGEST_LEN = {MODE_SEV: 32, MODE_SEV_ES: 32, MODE_SNP: 48}
 
 
-@dataclasses.dataclass(frozen=True)
-class LaunchInputs:
+class LaunchInputs(typing.NamedTuple):
     """What a launch measures, as the host launches it.
+
+    A named tuple rather than a dataclass: ``expected-measurement`` would
+    load ``dataclasses`` (and ``inspect``, ``ast``) for this class alone.
 
     ``vcpu_sig`` is the CPUID signature (family, model, stepping) QEMU puts
     in each vCPU's RDX at reset, which is the part of the VMSA the vCPU type
@@ -184,3 +186,42 @@ def describe(inputs: LaunchInputs) -> dict:
         'guest_features': ('0x%x' % inputs.guest_features
                            if inputs.mode == MODE_SNP else None),
     }
+
+
+def snp_inputs(facts, ovmf: str, kernel: str | None, initrd: str | None,
+               append: str | None, vcpu_type: str | None = None,
+               vcpu_sig: int | None = None) -> LaunchInputs:
+    """The SNP launch the guest owner expects: their own firmware and
+    kernel files with the vCPUs and guest features a server publishes
+    (``owner.SnpFacts``); ``vcpu_type`` or ``vcpu_sig`` where it publishes
+    no signature (host-passthrough vCPUs). InvalidLaunchInputs when the
+    kernel files and the published kernel hashes disagree, or the
+    signature is missing or given twice.
+    """
+    given = vcpu_type is not None or vcpu_sig is not None
+    if facts.vcpu_sig is not None and given:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server publishes its vCPU signature '
+            '(nova-sev:snp-vcpu-sig=0x%x): drop --vcpu-type and --vcpu-sig'
+            % facts.vcpu_sig)
+    if facts.vcpu_sig is None and not given:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server publishes no vCPU signature '
+            '(its vCPUs are the host\'s): give --vcpu-sig, the signature '
+            'of the host CPU, or --vcpu-type')
+    if facts.kernel_hashes and kernel is None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches with kernel hashes '
+            '(nova-sev:snp-kernel-hashes=on): give --kernel (and --initrd, '
+            '--append) of the kernel you expect')
+    if not facts.kernel_hashes and kernel is not None:
+        raise exception.InvalidLaunchInputs(
+            mode=MODE_SNP, reason='the server launches without kernel '
+            'hashes (nova-sev:snp-kernel-hashes=off), so the kernel is not '
+            'measured: drop --kernel, --initrd and --append')
+    return LaunchInputs(mode=MODE_SNP, ovmf=ovmf, vcpus=facts.vcpus,
+                        vcpu_type=vcpu_type,
+                        vcpu_sig=(facts.vcpu_sig if facts.vcpu_sig is not None
+                                  else vcpu_sig),
+                        kernel=kernel, initrd=initrd, append=append,
+                        guest_features=facts.guest_features)

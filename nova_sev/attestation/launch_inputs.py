@@ -13,6 +13,7 @@ Pure: domain XML in, a ``DomainLaunch`` out.
 """
 
 import dataclasses
+import hashlib
 
 from lxml import etree
 
@@ -107,6 +108,23 @@ def domain_launch(xml: str) -> DomainLaunch:
         kernel=_text(root, 'os/kernel'), initrd=_text(root, 'os/initrd'),
         cmdline=_text(root, 'os/cmdline'), kernel_hashes=kernel_hashes,
         host_data=_text(sec, 'hostData') if sec is not None else None)
+
+
+def file_digest(path: str | None, algorithm: str) -> str | None:
+    """The ``algorithm`` (hashlib's name) digest of the file at ``path``,
+    in hex, as the firmware's digest is published; None when there is no
+    such file to read.
+    """
+    if not path:
+        return None
+    digest = hashlib.new(algorithm)
+    try:
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def cpuinfo_signature(cpuinfo: str) -> int | None:

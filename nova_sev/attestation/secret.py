@@ -108,9 +108,12 @@ def parse_secret_table(table: bytes) -> list[tuple[uuid.UUID, bytes]]:
     return guid_table.parse_table(table, SECRET_TABLE_GUID, SECRET_LEN_SIZE)
 
 
-def _aes_ctr(tek: bytes, iv: bytes, data: bytes) -> bytes:
-    # CTR is its own inverse: the same call encrypts and decrypts.
-    crypt = Cipher(algorithms.AES(tek), modes.CTR(iv)).encryptor()
+def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-128-CTR of ``data`` from the 16-byte counter block ``iv``, as
+    the SEV firmware wraps keys and secrets; CTR is its own inverse, so
+    the same call encrypts and decrypts.
+    """
+    crypt = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
     return crypt.update(data) + crypt.finalize()
 
 
@@ -136,7 +139,7 @@ def build_launch_secret(tek: bytes, tik: bytes, measurement_mac: bytes,
     if len(measurement_mac) != measurement.MAC_LEN:
         raise exception.InvalidSecret(
             reason='the measurement must be %d bytes' % measurement.MAC_LEN)
-    payload = _aes_ctr(tek, iv, table)
+    payload = aes_ctr(tek, iv, table)
     mac = header_mac(tik, HEADER_FLAGS, iv, len(table), payload,
                      measurement_mac)
     header = HEADER_FLAGS.to_bytes(4, 'little') + iv + mac
@@ -178,4 +181,4 @@ def decrypt_payload(tek: bytes, secret: LaunchSecret) -> bytes:
     into guest memory.
     """
     _flags, iv, _mac = parse_header(secret.header)
-    return _aes_ctr(tek, iv, secret.payload)
+    return aes_ctr(tek, iv, secret.payload)

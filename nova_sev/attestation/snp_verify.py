@@ -64,6 +64,7 @@ class Expectations:
 
     measurement: bytes | None = None
     host_data: bytes | None = None
+    policy: int | None = None
     report_data: bytes | None = None
     min_tcb: dict[str, int] | None = None
     allow_debug: bool = False
@@ -342,6 +343,10 @@ def expectation_checks(report: snp_report.Report, expect: Expectations,
             report.policy, 'allows' if ma else 'does not allow',
             ' (allowed by --allow-migration-agent)'
             if expect.allow_migration_agent and ma else '')))
+    if expect.policy is not None:
+        checks.append(Check('policy', report.policy == expect.policy,
+                            'report policy 0x%x, expected 0x%x' % (
+                                report.policy, expect.policy)))
     equal('host_data', 'host_data', expect.host_data)
     equal('report_data', 'report_data', expect.report_data)
     if expect.min_tcb is not None:

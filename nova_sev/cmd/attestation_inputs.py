@@ -80,8 +80,12 @@ def add_key_arguments(parser: argparse.ArgumentParser,
         group.add_argument('--tek', metavar='FILE',
                            help='transport encryption key (16 bytes)')
     group.add_argument('--tk', metavar='FILE',
-                       help='TEK then TIK, 16 bytes each, as sevctl '
+                       help='TEK then TIK, 16 bytes each, as sev-tool '
                             'writes them')
+    group.add_argument('--name', metavar='NAME',
+                       help='the keys "nova-sev session --name NAME" (or '
+                            'sevctl session) wrote: NAME_tik.bin%s'
+                       % (' and NAME_tek.bin' if need_tek else ''))
 
 
 def server_properties(document: object, source: str) -> dict:
@@ -137,20 +141,37 @@ def load_report(args) -> measurement.LaunchReport:
     return measurement.launch_report(**fields)
 
 
+def session_key_paths(name: str, need_tek: bool) -> tuple[str, str | None]:
+    """The TIK and TEK files ``nova-sev session --name NAME`` writes."""
+    return name + '_tik.bin', (name + '_tek.bin' if need_tek else None)
+
+
 def load_keys(args, need_tek: bool) -> keys.TransportKeys:
-    """The launch session keys: --tk, or --tik (and --tek)."""
+    """The launch session keys: --tk, --name, or --tik (and --tek)."""
     separate = [args.tik] + ([args.tek] if need_tek else [])
-    if args.tk and any(separate):
+    given = [o for o, v in (('--tk', args.tk), ('--name', args.name),
+                            ('--tik/--tek', any(separate))) if v]
+    if len(given) > 1:
         raise exception.InvalidInput(
-            reason='--tk holds both keys: give it or --tik%s, not both'
-            % ('/--tek' if need_tek else ''))
+            reason='%s each give the keys: give one, not both'
+            % ' and '.join(given))
+    if args.name:
+        tik_path, tek_path = session_key_paths(args.name, need_tek)
+        tik = keys.check_key(common.read_file(tik_path, '--name'), 'TIK',
+                             '--name ' + tik_path)
+        tek = None
+        if need_tek:
+            tek = keys.check_key(common.read_file(tek_path, '--name'), 'TEK',
+                                 '--name ' + tek_path)
+        return keys.TransportKeys(tik=tik, tek=tek)
     if args.tk:
         return keys.split_tk(common.read_file(args.tk, '--tk'),
                              '--tk ' + args.tk)
     if not all(separate):
         raise exception.InvalidInput(
-            reason='give the launch session keys: --tk FILE, or --tik FILE'
-            '%s' % (' and --tek FILE' if need_tek else ''))
+            reason='give the launch session keys: --name NAME (the files '
+            'nova-sev session wrote), --tk FILE, or --tik FILE%s'
+            % (' and --tek FILE' if need_tek else ''))
     tik = keys.check_key(common.read_file(args.tik, '--tik'), 'TIK',
                          '--tik ' + args.tik)
     tek = None

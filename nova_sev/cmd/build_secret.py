@@ -21,13 +21,7 @@ from nova_sev.cmd import common
 from nova_sev import exception
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'build-secret',
-        help='build the launch secret for a verified SEV guest (guest '
-             'owner, trusted machine)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     inputs.add_report_arguments(parser)
     inputs.add_expected_arguments(parser)
     inputs.add_key_arguments(parser, need_tek=True)
@@ -46,7 +40,6 @@ def register(subparsers) -> None:
     group.add_argument('--skip-verify', action='store_true',
                        help='build without checking the measurement first')
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def secret_sources(secret_args: list[str],

@@ -23,18 +23,12 @@ from nova_sev import exception
 from nova_sev.virt.libvirt import guest_plan
 from nova_sev.virt import memory
 
-CONF = common.CONF
 
 # Image properties that older clients print at the top level.
 _IMAGE_PROPERTY_PREFIXES = ('hw_', 'trait:', 'img_', 'os_', 'traits_')
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'check-flavor',
-        help='check that a flavor and image give a working SEV guest',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_request_arguments(parser)
     parser.add_argument('--flavor-json', metavar='FILE',
                         help='output of "openstack flavor show -f json"')
@@ -42,7 +36,6 @@ def register(subparsers) -> None:
                         help='output of "openstack image show -f json"')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def flavor_from_show(data: Any) -> tuple[dict[str, Any], int, str | None]:
@@ -127,7 +120,8 @@ def format_text(report: dict) -> str:
                                   'the given extra specs and properties')]
     if report['sev_mode'] is not None:
         lines.append('asks for: %s' % {'none': 'no SEV', 'sev': 'SEV',
-                                       'sev-es': 'SEV-ES'}.get(
+                                       'sev-es': 'SEV-ES',
+                                       'sev-snp': 'SEV-SNP'}.get(
                                            report['sev_mode']))
     for finding in report['findings']:
         lines.append('%s: %s' % (finding['level'].upper(),
@@ -152,6 +146,8 @@ def format_text(report: dict) -> str:
 
 
 def run(args) -> int:
+    # oslo.config is loaded to run, not for --help.
+    from nova_sev.cmd import config
     specs: dict[str, Any] = {}
     props: dict[str, Any] = {}
     ram_mb, flavor, image = 0, None, None
@@ -169,8 +165,8 @@ def run(args) -> int:
                            '--extra-spec, --image-property, --flavor-json '
                            'or --image-json')
     check = flavor_check.check_flavor(
-        specs, props, ram_mb, guest_plan.options_from_conf(CONF),
-        common.conf_machine_types(args.config_file))
+        specs, props, ram_mb, guest_plan.options_from_conf(config.CONF),
+        config.conf_machine_types(args.config_file))
     report = report_dict(check, specs, props, flavor, image, ram_mb)
     if args.format == 'json':
         common.print_json(report)

@@ -1,27 +1,19 @@
-"""What every ``nova-sev`` sub-command shares: configuration, logging,
-output format and the promise of one-line errors with a fixed exit code."""
+"""What every ``nova-sev`` sub-command shares: its arguments, input files,
+output format, logging and the promise of one-line errors with a fixed
+exit code.
+
+Light by design: every command imports it, ``nova-sev --help`` too. The
+configuration (oslo.config, oslo.log) is in ``nova_sev.cmd.config``, the
+host reading (libvirt, sysfs) in ``nova_sev.cmd.host_reading``.
+"""
 
 import argparse
-import contextlib
-import dataclasses
-import io
 import json
-import os
 import re
-import stat
 import sys
 from typing import Any
 
-from oslo_config import cfg
-from oslo_log import log as logging
-
-from nova_sev.cmd import connection
-from nova_sev import conf as sev_conf
 from nova_sev import exception
-from nova_sev.virt.libvirt import host
-
-CONF = sev_conf.CONF
-LOG = logging.getLogger(__name__)
 
 # Older python-openstackclient prints properties as one string,
 # "hw:mem_encryption='true', trait:HW_CPU_X86_AMD_SEV='required'".
@@ -31,10 +23,7 @@ _OLD_PROPERTY = re.compile(
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_ERROR = 2
-
-_logging_registered = False
-_CLI_VALUE_ERROR = re.compile(
-    r'argument --(?P<dest>[\w-]+): Invalid (?P<type>.+?) value')
+EXIT_NOT_AUTHENTIC = 3
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -59,9 +48,12 @@ def add_connection_argument(parser, what: str = 'libvirt URI') -> None:
              'else the embedded QEMU driver)' % what)
 
 
-def add_host_arguments(parser: argparse.ArgumentParser) -> None:
+def add_host_arguments(parser: argparse.ArgumentParser,
+                       unnamed_firmware: str) -> None:
     """Where the host facts come from: a libvirt connection or another
-    host's domain capabilities, and the ``kvm_amd`` parameters.
+    host's domain capabilities, firmware descriptors, ``kvm_amd``
+    parameters and CPU flags. ``unnamed_firmware`` says what the command
+    does about firmware for a ``--domcaps`` file without ``--firmware-dir``.
     """
     source = parser.add_mutually_exclusive_group()
     add_connection_argument(source, 'libvirt URI to examine')
@@ -69,31 +61,25 @@ def add_host_arguments(parser: argparse.ArgumentParser) -> None:
         '--domcaps', metavar='FILE',
         help='use this output of "virsh domcapabilities --virttype kvm '
              '--arch x86_64 --machine q35" (from any host) instead of '
-             'connecting; firmware on that host is not checked then')
+             'connecting; give that host\'s firmware descriptors with '
+             '--firmware-dir, else %s' % unnamed_firmware)
+    parser.add_argument(
+        '--firmware-dir', action='append', default=[], metavar='DIR',
+        help='a directory of QEMU firmware descriptors of the host '
+             'examined, e.g. a copy of another host\'s /etc/qemu/firmware '
+             'and /usr/share/qemu/firmware; may be given more than once, an '
+             'earlier one hides the same file name in later ones (default: '
+             '[sev]firmware_descriptor_dirs for a local host)')
     parser.add_argument(
         '--kvm-amd-params', metavar='DIR',
-        help='directory with the kvm_amd "sev" and "sev_es" files (default: '
-             '[sev]kvm_amd_parameters_dir, /sys/module/kvm_amd/parameters)')
-
-
-@dataclasses.dataclass(frozen=True)
-class HostReading:
-    """A host's SEV capabilities and where they were read."""
-
-    caps: host.SevHostCapabilities
-    source: str
-    versions: dict[str, str]
-
-
-def kvm_amd_dir(args: argparse.Namespace) -> str:
-    """The ``kvm_amd`` parameter directory to read; InvalidInput when
-    ``--kvm-amd-params`` names no directory.
-    """
-    if args.kvm_amd_params and not os.path.isdir(args.kvm_amd_params):
-        raise exception.InvalidInput(
-            reason='--kvm-amd-params %s is not a directory'
-            % args.kvm_amd_params)
-    return args.kvm_amd_params or CONF.sev.kvm_amd_parameters_dir
+        help='directory with the kvm_amd "sev", "sev_es" and "sev_snp" '
+             'files (default: [sev]kvm_amd_parameters_dir, '
+             '/sys/module/kvm_amd/parameters)')
+    parser.add_argument(
+        '--cpuinfo', metavar='FILE',
+        help='the /proc/cpuinfo of the host examined, whose "hypervisor" '
+             'flag says it is a virtual machine (default: /proc/cpuinfo for '
+             'a local host; not read for a --domcaps file or a remote URI)')
 
 
 def _unreadable(option: str, path: str, error: OSError
@@ -150,42 +136,6 @@ def parse_json(text: str | bytes, option: str, path: str) -> Any:
                    'show -f json" prints' % (option, path))
 
 
-def _read_domcaps_file(path: str, kvm_amd_dir: str) -> HostReading:
-    xml = read_text_file(path, '--domcaps')
-    caps = host.detect_sev(host.parse_domain_capabilities(xml, path),
-                           host.read_kvm_amd_params(kvm_amd_dir))
-    return HostReading(caps, path, {})
-
-
-def _read_connection(uri: str | None, kvm_amd_dir: str) -> HostReading:
-    if uri:
-        conn = connection.open_connection(uri)
-    else:
-        conn, uri = connection.open_default_connection()
-    try:
-        # Firmware descriptors on this machine describe only this machine.
-        firmware_dirs = (CONF.sev.firmware_descriptor_dirs
-                         if connection.is_local(uri) else None)
-        caps = host.SevHost(lambda: conn, kvm_amd_dir,
-                            firmware_dirs).get_capabilities()
-        versions = {
-            'libvirt': connection.version_string(conn.getLibVersion()),
-            'qemu': connection.version_string(conn.getVersion())}
-    finally:
-        conn.close()
-    return HostReading(caps, uri, versions)
-
-
-def read_host(args: argparse.Namespace) -> HostReading:
-    """The SEV capabilities of the host that ``add_host_arguments``'
-    options name; InvalidInput or HostCheckFailed when it cannot be read.
-    """
-    params_dir = kvm_amd_dir(args)
-    if args.domcaps:
-        return _read_domcaps_file(args.domcaps, params_dir)
-    return _read_connection(args.connection, params_dir)
-
-
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     """``--extra-spec`` and ``--image-property``: what a flavor and image
     ask, as an admin would write them.
@@ -210,26 +160,6 @@ def parse_key_values(pairs: list[str], option: str) -> dict[str, str]:
                 reason='%s %r is not KEY=VALUE' % (option, pair))
         result[key.strip()] = value.strip()
     return result
-
-
-def conf_machine_types(config_files: list[str]) -> list[str] | None:
-    """``[libvirt]hw_machine_type`` of the configuration files.
-
-    Read into a private ConfigOpts: registering Nova's option on the global
-    CONF would clash with Nova's own registration of it.
-    """
-    local = cfg.ConfigOpts()
-    local.register_opt(cfg.ListOpt('hw_machine_type'), group='libvirt')
-    args = []
-    for path in config_files:
-        args += ['--config-file', path]
-    try:
-        local(args, project='nova-sev', default_config_files=[],
-              default_config_dirs=[])
-        return local.libvirt.hw_machine_type
-    except (cfg.Error, OSError) as e:
-        raise exception.InvalidInput(
-            reason='cannot read [libvirt]hw_machine_type: %s' % e)
 
 
 def parse_property_string(text: str, what: str) -> dict[str, str]:
@@ -266,121 +196,6 @@ def osc_properties(value: Any, what: str) -> dict[str, Any]:
             what, type(value).__name__))
 
 
-def _check_config_text(config_files: list[str]) -> None:
-    """Refuse a --config-file that is not UTF-8 text (a binary, say), by
-    name, before oslo.config trips over it.
-    """
-    for path in config_files:
-        try:
-            # Only regular files: a pipe (--config-file <(...)) would be
-            # consumed here and read empty by oslo.config.
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                continue
-            with open(path, 'rb') as f:
-                data = f.read()
-        except OSError:
-            continue  # oslo.config says which file is missing
-        try:
-            data.decode('utf-8')
-        except UnicodeDecodeError as e:
-            raise exception.InvalidInput(
-                reason='--config-file %s is not a text configuration file '
-                       '(byte 0x%02x at offset %d is not UTF-8)' % (
-                           path, data[e.start], e.start))
-
-
-def _option_source(config_files: list[str], group: str, name: str
-                   ) -> tuple[str, str]:
-    """The file that sets ``[group]name`` and its raw value, as oslo.config
-    reads them (the last file wins).
-    """
-    for path in reversed(config_files):
-        sections: dict = {}
-        try:
-            cfg.ConfigParser(path, sections).parse()
-        except (cfg.Error, OSError, ValueError):
-            continue
-        values = sections.get(group, {}).get(name)
-        if values:
-            return path, repr(exception.excerpt(values[-1]))
-    return ', '.join(config_files) or 'the configuration', '?'
-
-
-def _check_option(conf, config_files: list[str], group: str,
-                  name: str) -> Any:
-    try:
-        return conf[name]
-    except (cfg.Error, ValueError) as e:
-        path, value = _option_source(config_files, group, name)
-        reason = str(e).partition(' is not valid: ')[2] or str(e)
-        raise exception.InvalidConfigOption(
-            group=group, option=name, value=value, path=path,
-            reason=exception.excerpt(reason, 200))
-
-
-def check_options(conf: cfg.ConfigOpts, config_files: list[str]) -> None:
-    """Read every registered option once, so that a value of the wrong
-    type or range is refused now, naming the option, the value and the
-    file, rather than failing wherever the option is first used.
-    """
-    for name in sorted(conf):
-        value = _check_option(conf, config_files, 'DEFAULT', name)
-        if isinstance(value, cfg.ConfigOpts.GroupAttr):
-            for opt in sorted(value):
-                _check_option(value, config_files, name, opt)
-
-
-def load_config(config_files: list[str], debug: bool = False) -> None:
-    """Load ``config_files`` into CONF, check its values and set up
-    oslo.log on stderr.
-    """
-    global _logging_registered
-    if not _logging_registered:
-        logging.register_options(CONF)
-        _logging_registered = True
-    _check_config_text(config_files)
-    args = []
-    for path in config_files:
-        args += ['--config-file', path]
-    # oslo.config checks the values of command-line options (oslo.log's
-    # debug, log_file...) read from a file itself, and exits after
-    # printing "argument --debug: Invalid Boolean value: maybe".
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(printed):
-            CONF(args, project='nova-sev', default_config_files=[],
-                 default_config_dirs=[])
-    except (cfg.Error, OSError, ValueError) as e:
-        raise exception.InvalidInput(reason='cannot load configuration: %s'
-                                     % exception.excerpt(e, 300))
-    except SystemExit:
-        match = _CLI_VALUE_ERROR.match(printed.getvalue())
-        if not match:
-            raise exception.InvalidInput(
-                reason='cannot load configuration: %s' % exception.excerpt(
-                    printed.getvalue().strip() or 'oslo.config exited', 300))
-        path, value = _option_source(config_files, 'DEFAULT',
-                                     match.group('dest'))
-        raise exception.InvalidConfigOption(
-            group='DEFAULT', option=match.group('dest'), value=value,
-            path=path, reason='not a %s' % match.group('type'))
-    if debug:
-        CONF.set_override('debug', True)
-    else:
-        # The commands print their findings; the log repeats only problems.
-        logging.set_defaults(default_log_levels=(
-            logging.get_default_log_levels() + ['nova_sev=WARN']))
-    # After set_defaults: oslo.config caches what is read, and set_defaults
-    # does not clear that cache.
-    check_options(CONF, config_files)
-    try:
-        logging.setup(CONF, 'nova-sev')
-    except (OSError, ValueError) as e:
-        raise exception.InvalidInput(
-            reason='cannot set up logging as [DEFAULT] log_file, log_dir or '
-                   'log_config_append say: %s' % exception.excerpt(e, 300))
-
-
 def print_json(data: dict) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write('\n')
@@ -401,3 +216,27 @@ def fail(code: int, message: str) -> int:
     """Print ``message`` as the one line the user reads; return ``code``."""
     print('nova-sev: %s' % one_line(message), file=sys.stderr)
     return code
+
+
+def setup(config_files: list[str], debug: bool = False) -> None:
+    """Load ``config_files`` with oslo.config and log through oslo.log, or,
+    without configuration files, leave the options at their defaults and
+    log through the standard library: warnings on stderr (its last-resort
+    handler), everything with ``debug``. A command that reads no options
+    pays for neither oslo library.
+    """
+    if config_files:
+        from nova_sev.cmd import config  # oslo.config: only for a file
+        config.load_config(config_files, debug)
+    elif debug:
+        import logging  # only to debug: the command's start-up otherwise
+        logging.basicConfig(
+            level=logging.DEBUG, force=True,
+            format='%(asctime)s %(process)d %(levelname)s %(name)s '
+                   '%(message)s')
+
+
+def log_unexpected() -> None:
+    """Log the exception being handled, with its traceback, for --debug."""
+    import logging
+    logging.getLogger(__name__).debug('unexpected error', exc_info=True)

@@ -5,10 +5,9 @@ libvirt's embedded QEMU driver (``qemu:///embed?root=DIR``), which needs no
 daemon. Inside nova-compute, Nova's own connection is used instead.
 """
 
+import logging
 import os
 import urllib.parse
-
-from oslo_log import log as logging
 
 from nova_sev import exception
 

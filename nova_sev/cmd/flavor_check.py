@@ -23,7 +23,6 @@ from typing import Any
 
 import os_resource_classes as orc
 import os_traits
-from oslo_utils import strutils
 
 from nova_sev import exception
 from nova_sev.virt import hardware
@@ -416,7 +415,7 @@ def _asks_mem_encryption(extra_specs: Mapping[str, Any],
     # Nova's scheduler adds resources:MEM_ENCRYPTION_CONTEXT=1 by itself
     # to requests with hw:mem_encryption / hw_mem_encryption true
     # (nova.scheduler.utils, _translate_mem_encryption_request).
-    return any(strutils.bool_from_string(props.get(key))
+    return any(hardware.bool_from_string(props.get(key))
                for props, key in (
                    (extra_specs, hardware.FLAVOR_MEM_ENCRYPTION),
                    (image_props, hardware.IMAGE_MEM_ENCRYPTION)))

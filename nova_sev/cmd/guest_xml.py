@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from nova_sev.cmd import common
+from nova_sev.cmd import host_reading
 from nova_sev import exception
 from nova_sev.virt import hardware
 from nova_sev.virt.libvirt import designer
@@ -21,32 +22,32 @@ from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
 from nova_sev.virt.libvirt import sev_guest
 
-CONF = common.CONF
 
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'guest-xml', help='print the SEV form of a libvirt domain',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--domain', metavar='FILE', required=True,
         help='libvirt domain XML to convert ("-" reads stdin)')
     common.add_request_arguments(parser)
-    common.add_host_arguments(parser)
+    common.add_host_arguments(
+        parser, "the firmware is chosen among this machine's descriptors "
+                "([sev]firmware_descriptor_dirs): an SEV-SNP guest is "
+                "refused where none lists amd-sev-snp")
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def _capabilities(args) -> tuple[host.SevHostCapabilities,
                                  list[fw.FirmwareDescriptor] | None]:
     """The host capabilities the way ``host-check`` gets them, and the
     firmware descriptors to choose from (None: those detection found).
+    Detection examines no firmware for a --domcaps file without
+    --firmware-dir, or a remote URI: the firmware is then chosen among this
+    machine's descriptors.
     """
-    caps = common.read_host(args).caps
+    caps = host_reading.read_host(args).caps
     if caps.firmware is not None:
         return caps, None
-    return caps, fw.load_descriptors(list(CONF.sev.firmware_descriptor_dirs))
+    return caps, fw.load_descriptors(
+        list(host_reading.sev_option(args, 'firmware_descriptor_dirs')))
 
 
 def _summary(plan: gp.GuestPlan) -> str:
@@ -65,7 +66,9 @@ def _summary(plan: gp.GuestPlan) -> str:
 
 
 def run(args) -> int:
-    common.kvm_amd_dir(args)  # bad input is exit 2, SEV requested or not
+    # oslo.config is loaded to run, not for --help.
+    from nova_sev.cmd import config
+    host_reading.kvm_amd_dir(args)  # bad input is exit 2, SEV requested or not
     extra_specs = common.parse_key_values(args.extra_spec, '--extra-spec')
     image_props = common.parse_key_values(args.image_property,
                                           '--image-property')
@@ -76,7 +79,7 @@ def run(args) -> int:
         designer.domain_facts(domain_xml)
     except exception.InvalidLibvirtXML as e:
         raise e.with_source(source) from None
-    machine_types = common.conf_machine_types(args.config_file)
+    machine_types = config.conf_machine_types(args.config_file)
     try:
         if hardware.get_sev_mode(extra_specs,
                                  image_props) is hardware.SevMode.NONE:
@@ -88,7 +91,7 @@ def run(args) -> int:
         caps, firmware = _capabilities(args)
         sev_xml, plan = sev_guest.design_sev_domain(
             domain_xml, extra_specs, image_props, caps,
-            gp.options_from_conf(CONF), firmware, machine_types)
+            gp.options_from_conf(config.CONF), firmware, machine_types)
     except exception.SevGuestRefused as e:
         return common.fail(common.EXIT_REFUSED, e)
     sys.stdout.write(sev_xml)

@@ -9,19 +9,24 @@ Exit status: 0 SEV usable, 1 not usable, 2 could not check.
 import argparse
 
 from nova_sev.cmd import common
+from nova_sev.cmd import host_reading
 from nova_sev.virt.libvirt import host
-from nova_sev.virt.libvirt import traits
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'host-check', help='report whether this host can run SEV guests',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_host_arguments(parser)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_host_arguments(parser, 'firmware is not checked')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
+
+
+def _traits(caps: host.SevHostCapabilities) -> list[str]:
+    """The traits the driver reports to placement for ``caps``."""
+    if not caps.sev_usable:
+        return []  # as traits.sev_traits, without its import
+    # os-traits imports every module of its own at import (30 ms): only a
+    # host with SEV has traits to name.
+    from nova_sev.virt.libvirt import traits
+    return sorted(traits.sev_traits(caps))
 
 
 def report_dict(caps: host.SevHostCapabilities, source: str,
@@ -40,6 +45,7 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
         'libvirt_version': versions.get('libvirt'),
         'qemu_version': versions.get('qemu'),
         'cpu_vendor': caps.cpu_vendor,
+        'virtual_machine': caps.virtual_machine,
         'sev': {
             'usable': caps.sev_usable,
             'reasons': list(caps.sev_reasons),
@@ -59,7 +65,7 @@ def report_dict(caps: host.SevHostCapabilities, source: str,
             'max_guests': caps.max_es_guests,
             'firmware': descriptors(caps.snp_firmware),
         },
-        'traits': sorted(traits.sev_traits(caps)),
+        'traits': _traits(caps),
         'firmware': firmware,
     }
 
@@ -79,6 +85,8 @@ def format_text(report: dict) -> str:
             report['libvirt_version'], unknown(report['qemu_version'])))
     if report['cpu_vendor']:
         lines.append('CPU vendor: %s' % report['cpu_vendor'])
+    if report['virtual_machine']:
+        lines.append('Virtual machine: yes (the "hypervisor" CPU flag)')
     for key, title in (('sev', 'SEV'), ('sev_es', 'SEV-ES'),
                        ('sev_snp', 'SEV-SNP')):
         part = report[key]
@@ -92,7 +100,8 @@ def format_text(report: dict) -> str:
     lines.append('traits reported to placement: %s' % (
         ', '.join(report['traits']) or 'none'))
     if report['firmware'] is None:
-        lines.append('firmware: not checked (not a local host)')
+        lines.append('firmware: not checked (not a local host; see '
+                     '--firmware-dir)')
     else:
         lines.append('firmware with amd-sev: %s' % (
             ', '.join('%s (%s)' % (f['descriptor'], f['executable'])
@@ -105,7 +114,7 @@ def format_text(report: dict) -> str:
 
 
 def run(args) -> int:
-    reading = common.read_host(args)
+    reading = host_reading.read_host(args)
     caps = reading.caps
     report = report_dict(caps, reading.source, reading.versions)
     if args.format == 'json':

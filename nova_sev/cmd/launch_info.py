@@ -20,7 +20,6 @@ Exit status: 0 reported, 1 the domain is not an SEV guest, 2 could not ask
 """
 
 import argparse
-import hashlib
 import re
 
 from nova_sev.attestation import launch_inputs
@@ -46,13 +45,7 @@ HOST_KEYS = (
 )
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'launch-info',
-        help="report an SEV guest's launch measurement and the host's SEV "
-             "platform data",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('domain', metavar='DOMAIN',
                         help='libvirt domain name, UUID or id')
     common.add_connection_argument(parser)
@@ -61,7 +54,6 @@ def register(subparsers) -> None:
                              'inputs (the domain need not run)')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def lookup_order(domain: str) -> tuple[str, ...]:
@@ -206,19 +198,6 @@ def _find_domain(conn, domain: str, uri: str):
         'instance UUID)' % (uri, uri))
 
 
-def _file_sha384(path: str | None) -> str | None:
-    if not path:
-        return None
-    digest = hashlib.sha384()
-    try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def _host_cpu_signature() -> int | None:
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
@@ -236,7 +215,9 @@ def measurement_inputs(xml: str) -> dict | None:
     if launch.mode is None:
         return None
     host_sig = _host_cpu_signature() if launch.host_cpu else None
-    return inputs_dict(launch, _file_sha384(launch.firmware), host_sig)
+    return inputs_dict(launch,
+                       launch_inputs.file_digest(launch.firmware, 'sha384'),
+                       host_sig)
 
 
 def _domain_xml(dom, domain: str) -> str:

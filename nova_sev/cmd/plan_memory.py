@@ -20,7 +20,6 @@ from nova_sev.cmd import common
 from nova_sev import exception
 from nova_sev.virt import memory_plan
 
-CONF = common.CONF
 
 # Nova's own default for reserved_host_memory_mb: what the host OS needs
 # when no SEV guest runs.
@@ -42,12 +41,7 @@ def whole_number(text: str) -> int:
             '%s has too many digits' % exception.excerpt(text))
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'plan-memory',
-        help='plan host memory and reserved_host_memory_mb for SEV guests',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--host-ram-mb', type=whole_number, required=True,
                         metavar='H', help='RAM of the compute host, in MiB')
     parser.add_argument('--flavor-ram-mb', type=whole_number, required=True,
@@ -76,7 +70,6 @@ def register(subparsers) -> None:
                              'sev-snp guests get no hard limit)')
     common.add_format_argument(parser)
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def plan_dict(plan: memory_plan.MemoryPlan, reason: str | None) -> dict:
@@ -135,12 +128,14 @@ def format_text(plan: memory_plan.MemoryPlan, reason: str | None) -> str:
 
 
 def run(args) -> int:
+    # oslo.config is loaded to run, not for --help.
+    from nova_sev.cmd import config
     plan = memory_plan.plan_memory(
         host_ram_mb=args.host_ram_mb, flavor_ram_mb=args.flavor_ram_mb,
         video_mb=args.video_mb, host_os_reserved_mb=args.host_os_reserved_mb,
         guests=args.guests, max_asids=args.max_asids,
-        firmware_overhead_mb=CONF.sev.firmware_overhead_mb,
-        qemu_overhead_mb=CONF.sev.qemu_overhead_mb, mode=args.mode)
+        firmware_overhead_mb=config.CONF.sev.firmware_overhead_mb,
+        qemu_overhead_mb=config.CONF.sev.qemu_overhead_mb, mode=args.mode)
     reason = memory_plan.refusal_reason(plan)
     if args.format == 'json':
         common.print_json(plan_dict(plan, reason))

@@ -15,13 +15,7 @@ from nova_sev.cmd import attestation_inputs as inputs
 from nova_sev.cmd import common
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'verify-measurement',
-        help='check an SEV launch measurement (guest owner, trusted '
-             'machine)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     inputs.add_report_arguments(parser)
     inputs.add_expected_arguments(parser)
     inputs.add_key_arguments(parser, need_tek=False)
@@ -29,7 +23,6 @@ def register(subparsers) -> None:
                         help='also refuse unless the reported policy is '
                              'exactly P (hex 0x33 or decimal)')
     common.add_config_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def verdict(matches: bool, policy_ok: bool, report: measurement.LaunchReport,

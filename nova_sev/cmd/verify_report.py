@@ -20,6 +20,7 @@ chain or root does not verify). Every failed check is named.
 """
 
 import argparse
+import dataclasses
 import datetime
 import re
 import uuid
@@ -28,9 +29,10 @@ from nova_sev.attestation import host_data
 from nova_sev.attestation import snp_report
 from nova_sev.attestation import snp_verify
 from nova_sev.cmd import common
+from nova_sev.cmd import servers
 from nova_sev import exception
 
-EXIT_NOT_AUTHENTIC = 3
+EXIT_NOT_AUTHENTIC = common.EXIT_NOT_AUTHENTIC
 
 VERDICT_OK = 'OK'
 VERDICT_REFUSED = 'REFUSED'
@@ -42,13 +44,7 @@ VERDICT_EXIT = {VERDICT_OK: common.EXIT_OK,
 _HEX_TEXT = re.compile(rb'^[0-9a-fA-F\s]+$')
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        'verify-report',
-        help='verify an SEV-SNP attestation report (guest owner, trusted '
-             'machine)',
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--report', metavar='FILE', required=True,
                         help='the attestation report (1184 bytes raw, or '
                              'the same in hex)')
@@ -87,8 +83,10 @@ def register(subparsers) -> None:
                        help='accept a policy that allows DEBUG')
     group.add_argument('--allow-migration-agent', action='store_true',
                        help='accept a policy that allows a migration agent')
+    servers.add_server_arguments(
+        parser, 'its published HOST_DATA and policy are expected; '
+        'HOST_DATA must bind the server')
     common.add_format_argument(parser)
-    parser.set_defaults(func=run)
 
 
 def parse_hex(text: str, option: str, length: int,
@@ -207,31 +205,79 @@ def verdict_line(result: str, checks: list[snp_verify.Check],
         result, '; '.join('%s (%s)' % (c.name, c.detail) for c in failed))
 
 
-def run(args) -> int:
+def binding_check(facts, server_id: str) -> snp_verify.Check:
+    """The check that the server's published HOST_DATA
+    (``owner.SnpFacts``) is nova-sev's binding of ``server_id``.
+    """
+    from nova_sev.attestation import owner
+
+    refusal = owner.host_data_refusal(facts, server_id)
+    return snp_verify.Check('host_data_binding', refusal is None,
+                            refusal or 'published HOST_DATA binds server %s'
+                            % server_id)
+
+
+def check_report(args, expect: snp_verify.Expectations,
+                 extra: list[snp_verify.Check] = ()
+                 ) -> tuple[str, str, dict]:
+    """The verdict on the report and VCEK of ``args`` under ``expect``
+    (and the ``extra`` checks made already), its one line, and the JSON
+    document that lists every check.
+    """
     report = read_report(args.report)
     vcek = read_certificates(args.vcek, '--vcek')[0]
     snp_verify.check_vcek_key(vcek, '--vcek %s' % args.vcek)
     ask = read_certificates(args.ask, '--ask')[0] if args.ask else None
     roots = load_roots(args)
-    expect = load_expectations(args)
     at = parse_at(args.at)
     chain, product = snp_verify.chain_checks(vcek, ask, roots, at)
     checks = chain + snp_verify.report_checks(report, vcek)
     turin = snp_verify.vcek_is_turin(vcek)
     checks += snp_verify.expectation_checks(report, expect, turin)
+    checks += list(extra)
     result = verdict(checks)
     line = verdict_line(result, checks, product)
+    return result, line, {
+        'verdict': result,
+        'exit_code': VERDICT_EXIT[result],
+        'summary': line,
+        'product': product,
+        'failed': [c.name for c in checks if not c.ok],
+        'checks': [{'name': c.name, 'ok': c.ok, 'detail': c.detail}
+                   for c in checks],
+        'report': snp_report.to_dict(report, turin),
+    }
+
+
+def server_expectations(args, expect: snp_verify.Expectations
+                        ) -> tuple[snp_verify.Expectations,
+                                   list[snp_verify.Check], dict | None]:
+    """``expect`` with what the server of --server or --server-json
+    publishes: its HOST_DATA (unless --host-data or --instance-uuid say
+    otherwise) and policy; the check that HOST_DATA binds the server; and
+    the published inputs, for the JSON document.
+    """
+    from nova_sev.attestation import owner
+
+    server = servers.load_server(args)
+    if server is None:
+        return expect, [], None
+    facts = owner.snp_facts(server)
+    if expect.host_data is None:
+        expect = dataclasses.replace(expect, host_data=facts.host_data)
+    expect = dataclasses.replace(expect, policy=facts.policy)
+    return expect, [binding_check(facts, server.id)], dict(
+        owner.describe_snp(facts), server=server.id)
+
+
+def run(args) -> int:
+    expect, extra, published = server_expectations(
+        args, load_expectations(args))
+    result, line, document = check_report(args, expect, extra)
     if args.format == 'json':
-        common.print_json({
-            'verdict': result,
-            'exit_code': VERDICT_EXIT[result],
-            'summary': line,
-            'product': product,
-            'failed': [c.name for c in checks if not c.ok],
-            'checks': [{'name': c.name, 'ok': c.ok, 'detail': c.detail}
-                       for c in checks],
-            'report': snp_report.to_dict(report, turin),
-        })
+        if published is not None:
+            document['published'] = published
+        common.print_json(document)
     else:
         print(line)
     return VERDICT_EXIT[result]

@@ -99,7 +99,23 @@ keys or memory with others, which weakens SEV's protection.
 """),
 ]
 
-ALL_OPTS = detection_opts + guest_opts
+attestation_opts = [
+    cfg.IntOpt(
+        'attestation_timeout',
+        default=600,
+        min=0,
+        help="""
+Seconds an attested SEV or SEV-ES guest may wait, launched and paused, for
+its owner to release it (``openstack server reboot``, with or without a
+launch secret). A paused guest holds an ASID slot and its pinned memory: once
+this time has passed the guest is shut off and its ``nova-sev:state`` says
+so; the owner launches it again with a new session. ``0`` waits for ever.
+The guest waits for its first session without a limit, since nothing of it
+runs or holds an ASID before that.
+"""),
+]
+
+ALL_OPTS = detection_opts + guest_opts + attestation_opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import os_resource_classes as orc
 import os_traits
-from oslo_utils import strutils
 
+from nova_sev.attestation import server_metadata
 from nova_sev import exception
 from nova_sev.virt import nova_compat
 
@@ -65,6 +65,11 @@ NO_KERNEL = 'nokernel'
 IMAGE_ARCHITECTURE = 'hw_architecture'
 IMAGE_FIRMWARE_TYPE = 'hw_firmware_type'
 IMAGE_SCSI_MODEL = 'hw_scsi_model'
+# nova-sev's own keys (server_metadata names them for both sides of the
+# attestation): a stricter policy, and the owner's opt-in.
+FLAVOR_SEV_POLICY = server_metadata.FLAVOR_POLICY_SPEC
+IMAGE_SEV_POLICY = server_metadata.IMAGE_POLICY_PROPERTY
+IMAGE_ATTEST = server_metadata.IMAGE_ATTEST_PROPERTY
 
 # Every image property the rules of nova-sev read, under Nova's
 # ImageMetaProps names (which carry image traits in traits_required).
@@ -73,6 +78,9 @@ IMAGE_PROPERTIES = (
     IMAGE_MACHINE_TYPE, IMAGE_DISK_BUS, IMAGE_CDROM_BUS, IMAGE_MEM_PAGE_SIZE,
     IMAGE_VIDEO_RAM, IMAGE_ARCHITECTURE, IMAGE_FIRMWARE_TYPE,
     IMAGE_SCSI_MODEL, IMAGE_FIRMWARE_STATELESS)
+# nova-sev's image properties, which Nova's ImageMetaProps drops: the Nova
+# driver reads them from the instance's system_metadata (image_<name>).
+IMAGE_OWN_PROPERTIES = (IMAGE_SEV_POLICY, IMAGE_ATTEST)
 
 # Page sizes that mean "not huge pages" (Nova's MEMPAGES_SMALL, and 4 KiB
 # written out); "any" lets Nova choose, so it promises nothing.
@@ -107,11 +115,32 @@ class _Stance:
         return '%s %s=%s' % (self.source, self.key, self.value)
 
 
+# The spellings of oslo_utils.strutils.bool_from_string, with which Nova
+# reads these keys; strutils itself costs a command 40 ms of regular
+# expressions at import.
+TRUE_STRINGS = ('1', 't', 'true', 'on', 'y', 'yes')
+FALSE_STRINGS = ('0', 'f', 'false', 'off', 'n', 'no')
+
+
+def bool_from_string(value: Any, strict: bool = False) -> bool:
+    """``value`` as a boolean, as oslo.utils' strutils reads it: anything
+    not spelled true counts as false, or ValueError when ``strict``.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_STRINGS:
+        return True
+    if text in FALSE_STRINGS or not strict:
+        return False
+    raise ValueError('unrecognized boolean %r' % value)
+
+
 def _parse_bool(source: str, key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     try:
-        return strutils.bool_from_string(value, strict=True)
+        return bool_from_string(value, strict=True)
     except ValueError:
         raise exception.InvalidSevRequest(
             source=source, key=key, value=value,
@@ -444,6 +473,23 @@ def requested_stateless_firmware(image_props: Mapping[str, Any]
     wanted = _parse_bool(IMAGE, IMAGE_FIRMWARE_STATELESS, value)
     return Request('true' if wanted else 'false',
                    '%s %s' % (IMAGE, IMAGE_FIRMWARE_STATELESS))
+
+
+def requested_policies(extra_specs: Mapping[str, str],
+                       image_props: Mapping[str, Any]) -> tuple[Request, ...]:
+    """The stricter guest policies the flavor (``nova-sev:policy``, an
+    admin's) and the image (``nova_sev_policy``, the owner's) ask for, in
+    that order; each must keep every bit of ``[sev]policy``
+    (``guest_plan.guest_policy`` decides).
+    """
+    found = []
+    for source, props, key in ((FLAVOR, extra_specs, FLAVOR_SEV_POLICY),
+                               (IMAGE, image_props, IMAGE_SEV_POLICY)):
+        value = (props or {}).get(key)
+        if value is not None and str(value).strip():
+            found.append(Request(str(value).strip(),
+                                 '%s %s' % (source, key)))
+    return tuple(found)
 
 
 def boots_kernel_directly(image_props: Mapping[str, Any]) -> bool:

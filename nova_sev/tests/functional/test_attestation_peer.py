@@ -9,7 +9,10 @@ and launches changed by one measurement bit, the policy, the firmware
 build, the firmware image, the API version, the kernel, initrd or command
 line, and the key. Secrets are checked both ways; the peer writes them
 without a live domain (``--secret-header``/``--secret-payload`` in its
-offline mode), so no fake libvirt is needed for it.
+offline mode), so no fake libvirt is needed for it. Last, the launches
+of a real session: ``nova-sev session`` wraps the keys for a PSP double's
+PDH, the double measures with the TIK it unwrapped, and the peer accepts
+that measurement and builds secrets the double opens.
 
 Nothing here skips: a missing peer is a test error, fixed by
 ``tools/setup-env.sh --test`` (bindep's test profile installs it).
@@ -33,6 +36,8 @@ import testtools
 from nova_sev.attestation import measurement
 from nova_sev.attestation import secret
 from nova_sev.cmd import common
+from nova_sev.tests.fixtures import psp
+from nova_sev.tests.functional import test_session_psp
 from nova_sev.tests.unit.attestation import cli
 
 PEER = '/usr/bin/virt-qemu-sev-validate'
@@ -404,3 +409,82 @@ class TestPeerSecrets(testtools.TestCase):
             self.assertEqual(self._expected(sources),
                              secret.parse_secret_table(
                                  secret.decrypt_payload(launch.tek, built)))
+
+
+class TestPeerSession(testtools.TestCase):
+    """The peer accepts, offline, the launches of a session ``nova-sev
+    session`` made, measured by the PSP double with the session's TIK,
+    and its secrets built with the session's TEK and TIK open in the
+    double.
+    """
+
+    def setUp(self):
+        super().setUp()
+        require_peer()
+
+    def _launch(self, owner, kernel: bool, sev_es: bool):
+        rng = random.Random(6006 + 2 * kernel + sev_es)
+        firmware = rng.randbytes(16 * rng.randint(1, 4096))
+        args = ['--firmware', owner.write('firmware', firmware),
+                '--tik', owner.name + '_tik.bin',
+                '--tek', owner.name + '_tek.bin']
+        table, vmsas = b'', []
+        if kernel:
+            kernel_data, initrd = rng.randbytes(5000), rng.randbytes(3000)
+            table = measurement.kernel_hashes_table(kernel_data, initrd,
+                                                    'console=ttyS0')
+            args += ['--kernel', owner.write('kernel', kernel_data),
+                     '--initrd', owner.write('initrd', initrd),
+                     '--cmdline', 'console=ttyS0']
+        if sev_es:
+            vmsa = rng.randbytes(4096)
+            vmsas = [vmsa] * 3
+            path = owner.write('vmsa', vmsa)
+            args += ['--num-cpus', '3', '--vmsa-cpu0', path,
+                     '--vmsa-cpu1', path]
+        guest = owner.platform.launch_start(owner.policy, owner.godh,
+                                            owner.session)
+        guest.launch_update_from_image(firmware, table, vmsas)
+        guest.launch_measure()
+        info = guest.launch_security_info()
+        args += ['--measurement', info['sev-measurement'],
+                 '--api-major', str(info['sev-api-major']),
+                 '--api-minor', str(info['sev-api-minor']),
+                 '--build-id', str(info['sev-build-id']),
+                 '--policy', str(info['sev-policy'])]
+        return guest, args
+
+    def test_peer_accepts_the_sessions_launches(self):
+        platform = psp.FakePlatform()
+        for kernel, policy in ((False, 0x3), (True, 0x1), (False, 0x7),
+                               (True, 0x5)):
+            owner = self.useFixture(test_session_psp.OwnerSession(
+                platform, policy))
+            guest, args = self._launch(owner, kernel, bool(policy & 4))
+            peer = run_peer(args)
+            self.assertEqual(0, peer.returncode, peer.stderr)
+            self.assertIn('OK: Looks good to me', peer.stdout)
+            # The peer refuses it under another TIK.
+            wrong = owner.write('wrong-tik', bytes(16))
+            peer = run_peer([wrong if a == owner.name + '_tik.bin' else a
+                             for a in args])
+            self.assertNotEqual(0, peer.returncode)
+
+    def test_peer_secret_opens_in_the_psp_double(self):
+        owner = self.useFixture(test_session_psp.OwnerSession(
+            psp.FakePlatform()))
+        guest, args = self._launch(owner, kernel=False, sev_es=True)
+        luks = owner.write('luks', b'peer passphrase')
+        header_path = os.path.join(owner.dir, 'peer-header')
+        payload_path = os.path.join(owner.dir, 'peer-payload')
+        peer = run_peer(args + ['--inject-secret', 'luks-key:%s' % luks,
+                                '--secret-header', header_path,
+                                '--secret-payload', payload_path])
+        self.assertEqual(0, peer.returncode, peer.stderr)
+        with open(header_path) as f:
+            header = secret.decode_b64(f.read(), 'peer header')
+        with open(payload_path) as f:
+            payload = secret.decode_b64(f.read(), 'peer payload')
+        guest.launch_secret(header, payload)
+        self.assertEqual([(secret.LUKS_KEY_GUID, b'peer passphrase')],
+                         secret.parse_secret_table(guest.secret_table))

@@ -24,10 +24,14 @@ import fixtures
 from lxml import etree
 import testtools
 
+from nova_sev.attestation import session
+from nova_sev.attestation import sev_cert
 from nova_sev import exception
+from nova_sev.tests.fixtures import psp
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional import embedded
 from nova_sev.virt import hardware
+from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import firmware as fw
 from nova_sev.virt.libvirt import guest_plan as gp
 from nova_sev.virt.libvirt import host
@@ -200,6 +204,47 @@ class SevGuestRealLibvirtTestCase(testtools.TestCase):
         self.assertEqual(hardware.SevMode.SEV_ES, plan.mode)
         self.assertValid(xml)
         self.assertSevArgv(self._define_and_argv(xml), 0x37)
+
+    def test_attested_launch_session(self):
+        # The domain of an attested launch: stateless firmware and the
+        # owner's <dhCert>/<session>.
+        stateless = fw.FirmwareDescriptor(
+            path=os.path.join(self.tmp, '50-ovmf-amdsev.json'),
+            interface_types=('uefi',), device=fw.DEVICE_MEMORY,
+            executable=embedded.STATELESS_OVMF, nvram_template=None,
+            targets=(fw.FirmwareTarget('x86_64', ('pc-q35-*',)),),
+            features=(fw.FEATURE_AMD_SEV,))
+        xml, plan = sev_guest.design_sev_domain(
+            _data('nova-guest-q35.xml'), SEV_TRAIT, {},
+            self._caps(firmware=self.firmware + [stateless]),
+            gp.SevGuestOptions(), attested=True)
+        self.assertTrue(plan.attested)
+        platform = psp.FakePlatform()
+        launch = session.new_session(
+            sev_cert.parse_sev_cert(platform.pdh_cert, 'PDH'), plan.policy)
+        root = designer.parse_domain(xml)
+        designer.write_launch_session(root, launch.godh_b64,
+                                      launch.session_b64)
+        xml = etree.tostring(root, encoding='unicode')
+        self.assertValid(xml)
+        argv = self._define_and_argv(xml)
+        sev = [o for o in _argv_json(shlex.split(argv), '-object')
+               if o['qom-type'] == 'sev-guest'][0]
+        # libvirt hands QEMU the owner's certificate and session as files
+        # it writes beside the domain; argv names them.
+        self.assertTrue(sev['dh-cert-file'].endswith('dh_cert.base64'), sev)
+        self.assertTrue(sev['session-file'].endswith('session.base64'),
+                        sev)
+        self.assertEqual(0x33, sev['policy'])
+        # The stateless build is a ROM (-bios), with no NVRAM.
+        self.assertIn(embedded.STATELESS_OVMF, shlex.split(argv))
+        kept = etree.fromstring(self.qemu.call_one('dumpxml',
+                                                   xml=xml)['result'])
+        self.assertEqual(launch.godh_b64,
+                         kept.findtext('launchSecurity/dhCert'))
+        self.assertEqual(launch.session_b64,
+                         kept.findtext('launchSecurity/session'))
+        self.assertIsNone(kept.find('os/nvram'))
 
     def test_huge_pages(self):
         base = _data('nova-guest-q35.xml').replace(

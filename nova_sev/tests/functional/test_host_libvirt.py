@@ -37,16 +37,23 @@ class HostCheckRealLibvirtTestCase(testtools.TestCase):
         reasons = report['sev']['reasons']
         # What this machine's CPU is, as libvirt itself names it: CI hosts
         # are Intel, where the vendor comes first and no BIOS advice
-        # follows; on an AMD host without SEV the BIOS is the remedy.
+        # follows; on an AMD virtual machine (its /proc/cpuinfo says
+        # "hypervisor") the hypervisor does; on AMD bare metal without SEV
+        # the BIOS is the remedy.
         vendor = report['cpu_vendor']
         self.assertIsNotNone(vendor)
-        if vendor in host.SEV_CPU_VENDORS:
-            self.assertEqual(1, len(reasons), reasons)
-            self.assertIn('BIOS', reasons[0])
-        else:
+        self.assertEqual(host.read_cpuinfo(), report['virtual_machine'])
+        if vendor not in host.SEV_CPU_VENDORS:
             self.assertEqual(2, len(reasons), reasons)
             self.assertIn('made by %s' % vendor, reasons.pop(0))
             self.assertNotIn('BIOS', reasons[0])
+        elif report['virtual_machine']:
+            self.assertEqual(2, len(reasons), reasons)
+            self.assertEqual(host.REASON_VIRTUAL_MACHINE, reasons.pop(0))
+            self.assertNotIn('BIOS', reasons[0])
+        else:
+            self.assertEqual(1, len(reasons), reasons)
+            self.assertIn('BIOS', reasons[0])
         self.assertIn("domain capabilities report no SEV", reasons[0])
         self.assertEqual([], report['traits'])
         # The versions the report gives are the ones libvirt itself reads
@@ -56,6 +63,26 @@ class HostCheckRealLibvirtTestCase(testtools.TestCase):
                          report['libvirt_version'])
         self.assertEqual('%d.%d.%d' % versions['qemu'],
                          report['qemu_version'])
+
+    def test_virtual_machine_root(self):
+        # The same real root, its /proc/cpuinfo that of a virtual machine:
+        # on an AMD CPU the hypervisor is the first reason, never the BIOS;
+        # another vendor still comes first.
+        qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=False))
+        cpuinfo = self.useFixture(fixtures.TempDir()).join('cpuinfo')
+        with open(cpuinfo, 'w') as f:
+            f.write('processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n')
+        rc, out, err = self._host_check(qemu.uri, '--cpuinfo', cpuinfo,
+                                        '--format', 'json')
+        self.assertEqual(1, rc, err)
+        report = json.loads(out)
+        self.assertIs(True, report['virtual_machine'])
+        reasons = report['sev']['reasons']
+        if report['cpu_vendor'] in host.SEV_CPU_VENDORS:
+            self.assertEqual(host.REASON_VIRTUAL_MACHINE, reasons[0])
+        else:
+            self.assertIn('made by %s' % report['cpu_vendor'], reasons[0])
+        self.assertNotIn('BIOS', ' '.join(reasons))
 
     def test_host_with_sev(self):
         qemu = self.useFixture(embedded.EmbeddedQemuFixture(sev=True))

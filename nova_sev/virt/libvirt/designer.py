@@ -614,3 +614,23 @@ def write_guest_plan(root: etree._Element, plan: gp.GuestPlan
             root.remove(node)
     root.append(_launch_security(plan))
     return root
+
+
+def write_launch_session(root: etree._Element, dh_cert_b64: str,
+                         session_b64: str) -> etree._Element:
+    """Give the domain's ``<launchSecurity type='sev'>`` the guest owner's
+    GODH certificate and launch session (base64, as ``nova-sev session``
+    writes them), in place: LAUNCH_START opens the owner's session with
+    them, so that only the owner can check the measurement and send a
+    secret. InvalidLibvirtXML when the domain is not an SEV domain.
+    """
+    sec = root.find('launchSecurity')
+    if sec is None or sec.get('type') != 'sev':
+        raise exception.InvalidLibvirtXML(
+            what='domain', reason="no <launchSecurity type='sev'> for the "
+            'launch session')
+    for tag, value in (('dhCert', dh_cert_b64), ('session', session_b64)):
+        for old in sec.findall(tag):
+            sec.remove(old)
+        etree.SubElement(sec, tag).text = value
+    return root

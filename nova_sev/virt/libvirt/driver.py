@@ -36,6 +36,8 @@ tree is written before serialisation, so nothing is parsed again
 The Nova methods overridden, public or private in Nova, and why:
 
 =====================================  =======  ===========================
+``init_host``                          public   the attestation timeouts
+                                                of paused guests, again
 ``update_provider_tree``               public   SEV traits on the root
 ``_handle_conn_event``                 private  libvirt reconnected: detect
                                                 again
@@ -46,9 +48,22 @@ The Nova methods overridden, public or private in Nova, and why:
                                                 boot, rebuild, unshelve
 ``_hard_reboot``                       private  the plan for a hard reboot
                                                 (Nova has no public hook
-                                                between reboot and XML)
+                                                between reboot and XML);
+                                                the owner's launch
 ``finish_migration``                   public   the plan for cold
                                                 migration and resize
+``finish_revert_migration``            public   an attested guest reverted
+                                                is not started
+``reboot``                             public   a soft reboot is the
+                                                owner's release
+``unpause``                            public   so is an unpause
+``get_info``                           public   a guest held for its owner
+                                                ends Nova's wait for
+                                                RUNNING
+``_create_guest``                      private  the one point where Nova
+                                                starts a guest: an attested
+                                                one never starts but for
+                                                its owner's launch, paused
 ``rescue``                             public   the plan for rescue
 ``_get_guest_config``                  private  where Nova builds the guest:
                                                 the plan is written there
@@ -68,6 +83,10 @@ The Nova methods overridden, public or private in Nova, and why:
 ``test_driver.NovaPrivateMethodsTestCase`` pins each private one, so that
 a Nova that renames one fails loudly.
 
+The owner's attestation (``nova_sev.virt.libvirt.attestation``, whose
+docstring tells the flow) is read once per operation, beside the plan
+(``_sev_begin``), and each override hands over to it.
+
 Nova imports ``[DEFAULT]compute_driver`` as ``nova.virt.<value>``. The
 wheel ships ``nova/virt/sev_libvirt.py``, which imports this driver, so the
 stock nova-compute loads ``compute_driver = sev_libvirt.SevLibvirtDriver``;
@@ -81,10 +100,12 @@ import threading
 from typing import Any
 
 from lxml import etree
+from nova.compute import power_state
 from nova.compute import vm_states
 from nova import exception as nova_exception
 from nova.network import model as network_model
 from nova import objects
+from nova.virt import hardware as nova_hardware
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import vif as libvirt_vif
@@ -97,6 +118,7 @@ from nova_sev import exception
 from nova_sev.virt import admission
 from nova_sev.virt import hardware
 from nova_sev.virt.hardware import SevMode
+from nova_sev.virt.libvirt import attestation
 from nova_sev.virt.libvirt import designer
 from nova_sev.virt.libvirt import guest_plan
 from nova_sev.virt.libvirt import host as sev_host
@@ -157,6 +179,17 @@ def image_properties(image_meta: 'objects.ImageMeta') -> dict[str, Any]:
             if is_set(props, name)}
 
 
+def own_image_properties(instance: 'objects.Instance') -> dict[str, str]:
+    """nova-sev's own image properties of ``instance``'s image
+    (``hardware.IMAGE_OWN_PROPERTIES``), which Nova's ImageMetaProps
+    drops and keeps in system_metadata only.
+    """
+    sysmeta = instance.system_metadata
+    return {name: sysmeta['image_' + name]
+            for name in hardware.IMAGE_OWN_PROPERTIES
+            if sysmeta.get('image_' + name) is not None}
+
+
 def image_defaults(plan: guest_plan.GuestPlan,
                    image_props: dict[str, Any]) -> dict[str, str]:
     """The image properties an SEV guest gets where its image left them
@@ -212,9 +245,11 @@ class SevGuestConfig:
     is Nova's object's.
     """
 
-    def __init__(self, guest: Any, plan: guest_plan.GuestPlan) -> None:
+    def __init__(self, guest: Any, plan: guest_plan.GuestPlan,
+                 launch_session: tuple[str, str] | None = None) -> None:
         self.__dict__['_guest'] = guest
         self.__dict__['sev_plan'] = plan
+        self.__dict__['sev_launch_session'] = launch_session
 
     def __getattr__(self, name):
         return getattr(self._guest, name)
@@ -223,8 +258,11 @@ class SevGuestConfig:
         setattr(self._guest, name, value)
 
     def format_dom(self) -> etree._Element:
-        return designer.write_guest_plan(self._guest.format_dom(),
+        root = designer.write_guest_plan(self._guest.format_dom(),
                                          self.sev_plan)
+        if self.sev_launch_session is not None:
+            designer.write_launch_session(root, *self.sev_launch_session)
+        return root
 
     def to_xml(self, pretty_print: bool = True) -> str:
         return etree.tostring(self.format_dom(), encoding='unicode',
@@ -316,7 +354,10 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._sev_host = sev_host.SevHost(
             lambda: self._host.get_connection(),
             CONF.sev.kvm_amd_parameters_dir,
-            list(CONF.sev.firmware_descriptor_dirs))
+            list(CONF.sev.firmware_descriptor_dirs), sev_host.CPUINFO)
+        self._sev_attestation = attestation.AttestationFlow(
+            self._host, lambda: CONF.sev.attestation_timeout,
+            record_refusal)
 
     # -- detection and traits ------------------------------------------
 
@@ -324,6 +365,12 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
     def sev_capabilities(self) -> sev_host.SevHostCapabilities:
         """This host's SEV capabilities, detected once per connection."""
         return self._sev_host.get_capabilities()
+
+    def init_host(self, host):
+        super().init_host(host)
+        # Guests paused for their secret when nova-compute stopped hold an
+        # ASID slot still: their timeout starts again.
+        self._sev_attestation.rearm(host)
 
     def _handle_conn_event(self, enabled, reason):
         # libvirt (re)connected or went away: what it said may be stale.
@@ -353,12 +400,17 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         the SEV that the instance's own request asked for.
         """
         specs = instance.flavor.extra_specs
-        props = dict(nova_compat.image_properties_nova_drops(instance),
-                     **image_properties(image_meta))
+        props = dict(image_properties(image_meta),
+                     **own_image_properties(instance),
+                     **nova_compat.image_properties_nova_drops(instance))
         if rescue and sev_mode(instance.flavor, image_meta) is SevMode.NONE:
             # The rescue image need not ask for SEV: the instance's own
             # request still holds for the guest that runs its disks.
             props = dict(image_properties(instance.image_meta), **props)
+        try:
+            attested = attestation.instance_opted_in(instance)
+        except exception.InvalidInput as e:
+            raise as_nova_exception(e)
         try:
             return guest_plan.plan_guest(
                 specs, props, self.sev_capabilities, self._sev_options,
@@ -370,7 +422,8 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 # Nova boots such a guest's kernel directly (SNP hashes).
                 direct_kernel_boot=bool(
                     is_set(instance, 'kernel_id') and
-                    instance.kernel_id))
+                    instance.kernel_id),
+                attested=attested)
         except exception.SevGuestRefused as e:
             # Aborted, not rescheduled, even where the reason is this host's
             # (its SEV state changed since placement saw its traits): once
@@ -410,6 +463,30 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _sev_end(self, instance) -> None:
         self._sev_plans.pop(instance.uuid, None)
+        self._sev_attestation.end(instance)
+
+    def _sev_begin_attestation(self, context, instance, plan,
+                               launching: bool = False
+                               ) -> attestation.Step:
+        """The operation's attestation step (``attestation.build_step``),
+        its flow read once; refuses (InvalidInput, the build aborts) an
+        attested guest that is not SEV.
+        """
+        try:
+            return self._sev_attestation.begin(
+                context, instance, sev=plan is not None,
+                snp=plan is not None and plan.mode is SevMode.SEV_SNP,
+                launching=launching)
+        except (exception.SevGuestRefused, exception.InvalidInput) as e:
+            LOG.warning('Refusing SEV guest: %s', e.message,
+                        instance=instance)
+            raise as_nova_exception(e)
+
+    def _sev_after_build(self, context, instance, plan) -> None:
+        """Publish what the operation's attestation step calls for."""
+        if plan is not None:
+            self._sev_attestation.after_build(
+                context, instance, plan.policy, plan.loader_path)
 
     def _sev_admit(self, context, instance, plan) -> None:
         """Refuse a new SEV guest beyond this host's ASID slots or pinned
@@ -498,14 +575,18 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
               block_device_info=None, power_on=True, accel_info=None):
         try:
             plan = self._sev_begin(instance, image_meta, network_info)
+            step = self._sev_begin_attestation(context, instance, plan)
             if plan is not None:
                 self._sev_refuse_ports(instance, network_info)
                 self._sev_admit(context, instance, plan)
+            # An attested guest waits, defined, for its owner's session.
             super().spawn(context, instance, image_meta, injected_files,
                           admin_password, allocations,
                           network_info=network_info,
                           block_device_info=block_device_info,
-                          power_on=power_on, accel_info=accel_info)
+                          power_on=power_on and step.nova_starts,
+                          accel_info=accel_info)
+            self._sev_after_build(context, instance, plan)
         except Exception:
             with excutils.save_and_reraise_exception():
                 self._sev_release(instance)
@@ -530,10 +611,15 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         # Nova reads instance.image_meta afresh from the recorded image
         # properties, which the plan fills in.
         try:
-            self._sev_begin(instance, instance.image_meta, network_info)
-            return super()._hard_reboot(
+            plan = self._sev_begin(instance, instance.image_meta,
+                                   network_info)
+            self._sev_begin_attestation(context, instance, plan,
+                                        launching=True)
+            result = super()._hard_reboot(
                 context, instance, network_info, share_info,
                 block_device_info=block_device_info, accel_info=accel_info)
+            self._sev_after_build(context, instance, plan)
+            return result
         finally:
             self._sev_end(instance)
 
@@ -542,12 +628,31 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                          allocations, block_device_info=None,
                          power_on=True, share_info=None):
         try:
-            self._sev_begin(instance, image_meta, network_info)
-            return super().finish_migration(
+            plan = self._sev_begin(instance, image_meta, network_info)
+            step = self._sev_begin_attestation(context, instance, plan)
+            super().finish_migration(
                 context, migration, instance, disk_info, network_info,
                 image_meta, resize_instance, allocations,
-                block_device_info=block_device_info, power_on=power_on,
+                block_device_info=block_device_info,
+                power_on=power_on and step.nova_starts,
                 **nova_compat.new_kwargs(share_info=share_info))
+            self._sev_after_build(context, instance, plan)
+        finally:
+            self._sev_end(instance)
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration, block_device_info=None,
+                                power_on=True, share_info=None):
+        try:
+            plan = self._sev_begin(instance, instance.image_meta,
+                                   network_info)
+            step = self._sev_begin_attestation(context, instance, plan)
+            super().finish_revert_migration(
+                context, instance, network_info, migration,
+                block_device_info=block_device_info,
+                power_on=power_on and step.nova_starts,
+                **nova_compat.new_kwargs(share_info=share_info))
+            self._sev_after_build(context, instance, plan)
         finally:
             self._sev_end(instance)
 
@@ -585,7 +690,52 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         if plan is None:
             return guest
         without_replaced_parts(guest)
-        return SevGuestConfig(guest, plan)
+        return SevGuestConfig(guest, plan,
+                              self._sev_attestation.launch_session(instance))
+
+    def _create_guest(self, context, xml, instance, power_on=True,
+                      pause=False, post_xml_callback=None):
+        return self._sev_attestation.create_guest(
+            super()._create_guest, context, xml, instance, power_on, pause,
+            post_xml_callback)
+
+    def get_info(self, instance, use_cache=True):
+        if self._sev_attestation.is_held(instance):
+            # Nova's wait for RUNNING after a (hard) reboot has no end: a
+            # guest held for its owner ends it. The manager reads the real
+            # state once the operation is over.
+            return nova_hardware.InstanceInfo(state=power_state.RUNNING)
+        return super().get_info(instance, use_cache=use_cache)
+
+    # -- the owner's release -------------------------------------------
+
+    def reboot(self, context, instance, network_info, reboot_type,
+               block_device_info=None, bad_volumes_callback=None,
+               accel_info=None, share_info=None):
+        if reboot_type == 'SOFT':
+            flow = self._sev_attestation.read(context, instance)
+            if attestation.releases(flow):
+                return self._sev_attestation.release(context, instance,
+                                                     flow)
+            if flow.attested:
+                # Nova's soft reboot launches the domain again as it is
+                # (the used session in it) and runs it: an attested guest
+                # is launched only by its owner.
+                reboot_type = 'HARD'
+        return super().reboot(
+            context, instance, network_info, reboot_type,
+            block_device_info=block_device_info,
+            bad_volumes_callback=bad_volumes_callback,
+            accel_info=accel_info, share_info=share_info)
+
+    def unpause(self, instance):
+        # Nova's unpause would run a guest paused for its secret without
+        # it: for such a guest it is the owner's release.
+        flow = self._sev_attestation.read(None, instance)
+        if attestation.releases(flow):
+            return self._sev_attestation.release(
+                getattr(instance, '_context', None), instance, flow)
+        return super().unpause(instance)
 
     # -- hot-plug ----------------------------------------------------------
 

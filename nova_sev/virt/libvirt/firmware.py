@@ -11,12 +11,13 @@ them is a pure function (``select_firmware``).
 import dataclasses
 import fnmatch
 import json
+import logging
 import os
-
-from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
+# Where QEMU looks for descriptors ([sev]firmware_descriptor_dirs' default).
+DEFAULT_DESCRIPTOR_DIRS = ('/etc/qemu/firmware', '/usr/share/qemu/firmware')
 FEATURE_AMD_SEV = 'amd-sev'
 FEATURE_AMD_SEV_ES = 'amd-sev-es'
 FEATURE_AMD_SEV_SNP = 'amd-sev-snp'
@@ -150,17 +151,29 @@ def is_stateless(descriptor: FirmwareDescriptor) -> bool:
     return descriptor.device == DEVICE_FLASH and not descriptor.nvram_template
 
 
-def select_snp_firmware(descriptors: list[FirmwareDescriptor], arch: str,
-                        machine: str) -> FirmwareDescriptor | None:
+def select_stateless_firmware(descriptors: list[FirmwareDescriptor],
+                              arch: str, machine: str,
+                              required: tuple[str, ...]
+                              ) -> FirmwareDescriptor | None:
     """The first stateless UEFI firmware for ``arch``/``machine`` whose
-    features include ``amd-sev-snp``.
+    features include all of ``required``.
 
-    SEV-SNP guests boot stateless firmware (Nova requires
-    ``hw_firmware_stateless``): an NVRAM store is state the host controls
-    and the launch measurement does not cover.
+    Guests whose launch is attested boot stateless firmware: an NVRAM
+    store is state the host controls and the launch measurement does not
+    cover.
     """
     return _cheapest([
         d for d in descriptors
         if 'uefi' in d.interface_types and is_stateless(d)
         and d.executable and d.supports(arch, machine)
-        and FEATURE_AMD_SEV_SNP in d.features])
+        and all(f in d.features for f in required)])
+
+
+def select_snp_firmware(descriptors: list[FirmwareDescriptor], arch: str,
+                        machine: str) -> FirmwareDescriptor | None:
+    """The first stateless UEFI firmware for ``arch``/``machine`` whose
+    features include ``amd-sev-snp`` (Nova requires
+    ``hw_firmware_stateless`` for SEV-SNP).
+    """
+    return select_stateless_firmware(descriptors, arch, machine,
+                                     (FEATURE_AMD_SEV_SNP,))

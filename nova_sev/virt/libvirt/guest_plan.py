@@ -164,6 +164,8 @@ class GuestFacts:
     instance_uuid: str | None = None
     direct_kernel_boot: bool = False
     stateless_firmware_request: hardware.Request | None = None
+    policy_requests: tuple[hardware.Request, ...] = ()
+    attested: bool = False
 
 
 DOMAIN_MACHINE = "the domain's <os><type machine>"
@@ -185,7 +187,8 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
                 domain: DomainFacts | None = None,
                 instance_uuid: str | None = None,
                 direct_kernel_boot: bool = False,
-                requested_by: str | None = None) -> GuestFacts:
+                requested_by: str | None = None,
+                attested: bool = False) -> GuestFacts:
     """Gather the guest facts from a flavor's extra specs and an image's
     properties (with ``[libvirt]hw_machine_type`` as
     ``conf_machine_types`` and ``[libvirt]virt_type`` as ``virt_type``).
@@ -195,7 +198,8 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
     disks count as well: the guest is that domain. ``instance_uuid`` and
     ``direct_kernel_boot`` (or an image ``kernel_id``) matter to SEV-SNP.
     ``requested_by`` is ``hardware.sev_requested_by`` when the caller has
-    it already.
+    it already. ``attested``: the owner attests the launch (the server's
+    ``nova-sev:attest`` or the image's ``nova_sev_attest``).
     """
     video_mb = max(video_mb, hardware.requested_video_ram_mb(image_props))
     huge_pages = hardware.uses_huge_pages(extra_specs, image_props)
@@ -233,7 +237,10 @@ def guest_facts(extra_specs: collections.abc.Mapping[str, str],
         direct_kernel_boot=(direct_kernel_boot or
                             hardware.boots_kernel_directly(image_props)),
         stateless_firmware_request=hardware.requested_stateless_firmware(
-            image_props))
+            image_props),
+        policy_requests=hardware.requested_policies(extra_specs,
+                                                    image_props),
+        attested=attested)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,15 +285,53 @@ class GuestPlan:
     loader_type: str = LOADER_PFLASH
     lock_memory: bool = True
     snp: SnpLaunch | None = None
+    # The owner attests the launch (attested_plan): stateless firmware.
+    attested: bool = False
 
 
-def guest_policy(mode: SevMode, options: SevGuestOptions) -> int:
+def guest_policy(mode: SevMode, options: SevGuestOptions,
+                 requests: tuple[hardware.Request, ...] = ()) -> int:
     """The SEV policy of a ``mode`` guest: 0x0033 for SEV, 0x0037 for
-    SEV-ES, or ``[sev]policy`` with its ES bit set by the mode.
+    SEV-ES, or ``[sev]policy`` with its ES bit set by the mode; with the
+    bits that ``requests`` (``hardware.requested_policies``) add.
 
     An override that drops NODBG or NOKS is refused unless
-    ``[sev]allow_insecure_policy`` is set.
+    ``[sev]allow_insecure_policy`` is set; a request that drops a bit of
+    that policy is refused, naming the request.
     """
+    base = _operator_policy(mode, options)
+    policy = base
+    for request in requests:
+        policy |= _stricter_policy(request, base)
+    return policy
+
+
+def _stricter_policy(request: hardware.Request, base: int) -> int:
+    """The policy ``request`` asks for, when it keeps every bit of
+    ``base`` (the ES bit aside: the mode sets it).
+    """
+    source, _sep, key = request.source.rpartition(' ')
+
+    def refuse(reason):
+        raise exception.InvalidSevRequest(source=source, key=key,
+                                          value=request.value, reason=reason)
+
+    try:
+        wanted = int(request.value, 0)
+    except ValueError:
+        refuse('not a number; write it as 0x0033')
+    if not 0 <= wanted <= _POLICY_MAX:
+        refuse('outside 0x0 to 0xffffffff')
+    dropped = base & ~wanted & ~POLICY_ES
+    if dropped:
+        refuse('it may only add bits to the policy 0x%04x this host '
+               'launches with, but it drops 0x%x: set it to 0x%04x or '
+               'remove it' % (base, dropped, base | wanted))
+    return wanted & ~POLICY_ES
+
+
+def _operator_policy(mode: SevMode, options: SevGuestOptions) -> int:
+    """The policy of ``[sev]policy`` (or the default) for ``mode``."""
     if options.policy is None or not str(options.policy).strip():
         return (POLICY_SEV_ES_DEFAULT if mode is SevMode.SEV_ES
                 else POLICY_SEV_DEFAULT)
@@ -495,12 +540,17 @@ def _cdrom_bus(facts: GuestFacts) -> str | None:
 
 def _firmware(mode: SevMode, machine_type: str,
               descriptors: collections.abc.Sequence[fw.FirmwareDescriptor],
-              options: SevGuestOptions) -> fw.FirmwareDescriptor:
+              options: SevGuestOptions, stateless: bool = False
+              ) -> fw.FirmwareDescriptor:
     required = _FIRMWARE_FEATURES[mode]
     if mode is SevMode.SEV_SNP:
         required = ('%s (on stateless, memory-mapped firmware)' %
                     fw.FEATURE_AMD_SEV_SNP,)
-    selected = _select_firmware(mode, machine_type, tuple(descriptors))
+    elif stateless:
+        required = (' and '.join(required) + ' on stateless firmware (an '
+                    'attested guest: its NVRAM would not be measured)',)
+    selected = _select_firmware(mode, machine_type, tuple(descriptors),
+                                stateless)
     if selected is None:
         raise exception.SevFirmwareNotFound(
             arch=ARCH, machine=machine_type,
@@ -512,16 +562,21 @@ def _firmware(mode: SevMode, machine_type: str,
 
 @functools.lru_cache(maxsize=32)
 def _select_firmware(mode: SevMode, machine_type: str,
-                     descriptors: tuple[fw.FirmwareDescriptor, ...]
+                     descriptors: tuple[fw.FirmwareDescriptor, ...],
+                     stateless: bool = False
                      ) -> fw.FirmwareDescriptor | None:
-    """The firmware of a ``mode`` guest on ``machine_type``, or None. A
-    function of a host's descriptors (detected once per connection) and
-    the machine type: chosen once for each, not once per guest.
+    """The firmware of a ``mode`` guest on ``machine_type`` (a
+    ``stateless`` one for an attested guest), or None. A function of a
+    host's descriptors (detected once per connection) and the machine
+    type: chosen once for each, not once per guest.
     """
     machine = (_Q35_FOR_MATCHING if machine_type == MACHINE_Q35
                else machine_type)
     if mode is SevMode.SEV_SNP:
         return fw.select_snp_firmware(list(descriptors), ARCH, machine)
+    if stateless:
+        return fw.select_stateless_firmware(list(descriptors), ARCH, machine,
+                                            _FIRMWARE_FEATURES[mode])
     return fw.select_firmware(list(descriptors), ARCH, machine,
                               _FIRMWARE_FEATURES[mode])
 
@@ -585,9 +640,16 @@ def _decide(mode: SevMode, caps: host.SevHostCapabilities,
     _check_host(mode, caps, facts.requested_by)
     if mode is SevMode.SEV_SNP:
         _check_stateless(facts)
+        if facts.policy_requests:
+            request = facts.policy_requests[0]
+            source, _sep, key = request.source.rpartition(' ')
+            raise exception.InvalidSevRequest(
+                source=source, key=key, value=request.value,
+                reason='an SEV and SEV-ES policy, but this is an SEV-SNP '
+                'guest (its policy is [sev]snp_policy): remove it')
         policy = snp_guest_policy(options)
     else:
-        policy = guest_policy(mode, options)
+        policy = guest_policy(mode, options, facts.policy_requests)
     _check_virt(facts)
     machine_type = _machine_type(facts)
     _check_devices(facts)
@@ -597,7 +659,9 @@ def _decide(mode: SevMode, caps: host.SevHostCapabilities,
     if firmware is None:
         firmware = ((caps.snp_firmware if mode is SevMode.SEV_SNP
                      else caps.firmware) or ())
-    descriptor = _firmware(mode, machine_type, firmware, options)
+    attested = facts.attested and mode is not SevMode.SEV_SNP
+    descriptor = _firmware(mode, machine_type, firmware, options,
+                           stateless=attested)
     pinned_mb = memory.pinned_memory_mb(
         facts.ram_mb, facts.video_mb, options.firmware_overhead_mb)
     hard_limit = None
@@ -618,7 +682,19 @@ def _decide(mode: SevMode, caps: host.SevHostCapabilities,
         hard_limit_kib=hard_limit,
         disk_bus=disk_bus,
         cdrom_bus=cdrom_bus)
-    return snp_plan(plan, facts) if mode is SevMode.SEV_SNP else plan
+    if mode is SevMode.SEV_SNP:
+        return snp_plan(plan, facts)
+    return attested_plan(plan) if attested else plan
+
+
+def attested_plan(plan: GuestPlan) -> GuestPlan:
+    """What the owner's attestation changes in an SEV or SEV-ES plan:
+    the stateless firmware as a ROM and no NVRAM, which the launch
+    measurement would not cover (a host could change the boot order or
+    Secure Boot keys there unseen).
+    """
+    return dataclasses.replace(plan, loader_type=LOADER_ROM,
+                               nvram_template_path=None, attested=True)
 
 
 def snp_plan(plan: GuestPlan, facts: GuestFacts) -> GuestPlan:
@@ -654,12 +730,14 @@ def plan_guest(
         domain: DomainFacts | None = None,
         firmware: (collections.abc.Sequence[fw.FirmwareDescriptor] |
                    None) = None,
-        instance_uuid: str | None = None, direct_kernel_boot: bool = False
+        instance_uuid: str | None = None, direct_kernel_boot: bool = False,
+        attested: bool = False
 ) -> GuestPlan | None:
     """The one way from a request and host facts to a ``GuestPlan``: the
     SEV mode of ``extra_specs`` and ``image_props``, the guest facts
     (``guest_facts``), the plan (``make_guest_plan``). None when SEV is
-    not requested. Raises SevGuestRefused subclasses.
+    not requested. Raises SevGuestRefused subclasses. ``attested``: the
+    owner attests the launch (stateless firmware, ``attested_plan``).
 
     What the request asks is read once for each distinct request
     (``_read_request``, ``_read_guest``), and the plan of the facts read is
@@ -676,7 +754,7 @@ def plan_guest(
         # Only an SEV-SNP guest is bound to its instance (HOST_DATA): the
         # facts of other guests are those of every guest of the request.
         instance_uuid if mode is SevMode.SEV_SNP else None,
-        direct_kernel_boot, requested_by)
+        direct_kernel_boot, requested_by, attested)
     facts = _kept(_read_guest, *request)
     return make_guest_plan(mode, caps, facts, options, firmware)
 
@@ -721,14 +799,14 @@ def _read_guest(specs: tuple[tuple[str, Any], ...],
                 conf_machine_types: tuple[str, ...], virt_type: str | None,
                 host_devices: tuple[str, ...], domain: DomainFacts | None,
                 instance_uuid: str | None, direct_kernel_boot: bool,
-                requested_by: str) -> GuestFacts:
+                requested_by: str, attested: bool = False) -> GuestFacts:
     """``guest_facts`` of a request given by ``_items``."""
     return guest_facts(dict(specs), dict(props), ram_mb,
                        conf_machine_types=list(conf_machine_types),
                        host_devices=host_devices, virt_type=virt_type,
                        domain=domain, instance_uuid=instance_uuid,
                        direct_kernel_boot=direct_kernel_boot,
-                       requested_by=requested_by)
+                       requested_by=requested_by, attested=attested)
 
 
 def image_choices(plan: GuestPlan,

@@ -18,18 +18,20 @@ the facts once per process from libvirt and sysfs and caches the answer.
 
 from collections.abc import Callable
 import dataclasses
+import logging
 import os
 import stat
-
-from oslo_log import log as logging
 
 from nova_sev import exception
 from nova_sev.virt.libvirt import config as vconfig
 from nova_sev.virt.libvirt import firmware as fw
 
+# The standard library's logger: oslo.log, in nova-compute, configures it
+# all the same, and host-check need not load oslo.log to run.
 LOG = logging.getLogger(__name__)
 
 KVM_AMD_PARAMETERS_DIR = '/sys/module/kvm_amd/parameters'
+CPUINFO = '/proc/cpuinfo'
 # Values of a boolean module parameter: old kernels print 1/0, newer Y/N.
 _PARAM_ON = ('1', 'Y', 'y')
 _PARAM_OFF = ('0', 'N', 'n')
@@ -38,6 +40,13 @@ REMEDY_BIOS = ('enable SEV (and for SEV-ES the SEV-ES ASID space) in the '
                'BIOS/firmware settings of this AMD EPYC host')
 REMEDY_STACK = ('SEV needs kernel >= 4.16, QEMU >= 2.12, libvirt >= 4.5 and '
                 'an OVMF build with SEV support')
+# Inside a virtual machine SEV is the hypervisor's to give: the BIOS and
+# kernel remedies are the physical host's, not this one's.
+REASON_VIRTUAL_MACHINE = (
+    'this host is a virtual machine (its CPU flags in /proc/cpuinfo include '
+    '"hypervisor") whose hypervisor offers it no SEV: SEV guests need a '
+    'bare-metal AMD EPYC compute host, or a hypervisor that passes SEV '
+    'through to this machine')
 REMEDY_KERNEL = ('boot the host kernel with "mem_encrypt=on kvm_amd.sev=1" '
                  '(add "kvm_amd.sev_es=1" for SEV-ES) and reload kvm_amd')
 REMEDY_MODULE = ('is the kvm_amd module loaded, and does '
@@ -150,7 +159,8 @@ class SevHostCapabilities:
     the ``max_es_guests`` slots. ``firmware`` holds the descriptors with
     ``amd-sev``, ``snp_firmware`` the stateless ones with ``amd-sev-snp``;
     None when firmware was not examined (a domain capabilities file from
-    another host).
+    another host). ``virtual_machine``: whether the CPU flags say the host
+    runs under a hypervisor; None when they were not read.
     """
 
     sev_usable: bool
@@ -166,6 +176,7 @@ class SevHostCapabilities:
     sev_snp_usable: bool = False
     sev_snp_reasons: tuple[str, ...] = ()
     snp_firmware: tuple[fw.FirmwareDescriptor, ...] | None = None
+    virtual_machine: bool | None = None
 
 
 def _sev_offered(caps: vconfig.LibvirtConfigDomainCaps) -> bool:
@@ -186,8 +197,32 @@ def cpu_vendor_reason(vendor: str | None) -> str | None:
             'guests on AMD EPYC compute hosts' % vendor)
 
 
+def runs_under_hypervisor(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo``'s first ``flags`` line has the CPUID
+    ``hypervisor`` bit, which every hypervisor sets for its guests.
+    """
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(':')
+        if sep and key.strip() == 'flags':
+            return 'hypervisor' in value.split()
+    return False
+
+
+def read_cpuinfo(path: str = CPUINFO) -> bool | None:
+    """``runs_under_hypervisor`` of the file ``path``; None when it cannot
+    be read (the hypervisor question stays open then).
+    """
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            return runs_under_hypervisor(f.read())
+    except OSError as e:
+        LOG.debug('cannot read %s: %s', path, e)
+        return None
+
+
 def _kernel_reason(param: KvmAmdParam, amd: bool) -> str:
-    # The kernel remedies mean nothing on a CPU that has no SEV.
+    # The kernel remedies mean nothing on a CPU that has no SEV, or in a
+    # virtual machine.
     if not amd:
         return str(param.reason)
     if 'could not be read' in str(param.reason):
@@ -234,26 +269,31 @@ def _snp_reasons(domcaps: vconfig.LibvirtConfigDomainCaps | None,
 def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
                kvm_params: dict[str, KvmAmdParam],
                firmware: list[fw.FirmwareDescriptor] | None = None,
-               domcaps_error: str | None = None) -> SevHostCapabilities:
+               domcaps_error: str | None = None,
+               virtual_machine: bool | None = None) -> SevHostCapabilities:
     """Decide whether SEV, SEV-ES and SEV-SNP are usable on a host from its
     facts.
 
     ``domcaps`` are the KVM x86_64 q35 domain capabilities (None, with
     ``domcaps_error``, when libvirt could not give them); ``kvm_params``
     the ``kvm_amd`` parameters; ``firmware`` the QEMU firmware descriptors,
-    or None to leave firmware unchecked. With ``sev_snp`` on, SEV-ES is
-    reported off, as AMD's firmware fix leaves it.
+    or None to leave firmware unchecked; ``virtual_machine`` whether the
+    CPU flags say a hypervisor runs the host (None: not read). With
+    ``sev_snp`` on, SEV-ES is reported off, as AMD's firmware fix leaves it.
     """
     reasons = []
     es_reasons = []
     cbitpos = reduced = max_guests = max_es = None
     # The checks are of function, as the spec wants. Where libvirt offers
     # no SEV, the CPU vendor explains why, first, and drops the remedies
-    # (BIOS, kernel) that an Intel host does not have.
-    vendor_reason = None
+    # (BIOS, kernel) that an Intel host does not have; on an AMD CPU, a
+    # hypervisor that offers no SEV does, the remedies being its own host's.
+    first_reason = None
     if domcaps is not None and not _sev_offered(domcaps):
-        vendor_reason = cpu_vendor_reason(domcaps.cpu_vendor)
-    amd = vendor_reason is None
+        first_reason = cpu_vendor_reason(domcaps.cpu_vendor)
+        if first_reason is None and virtual_machine:
+            first_reason = REASON_VIRTUAL_MACHINE
+    amd = first_reason is None
     if domcaps is None:
         reasons.append('libvirt gave no domain capabilities for KVM x86_64 '
                        'q35 guests (%s): check that libvirt and QEMU are '
@@ -309,8 +349,8 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
     if max_es == 0:
         es_reasons.append('libvirt reports no ASID slots for SEV-ES guests '
                           '(maxESGuests=0): %s' % REMEDY_BIOS)
-    if vendor_reason and reasons:
-        reasons.insert(0, vendor_reason)
+    if first_reason and reasons:
+        reasons.insert(0, first_reason)
     if es_fw is not None and not es_fw:
         es_reasons.append('no QEMU firmware descriptor lists the amd-sev-es '
                           'feature: install an OVMF build with SEV-ES '
@@ -334,7 +374,8 @@ def detect_sev(domcaps: vconfig.LibvirtConfigDomainCaps | None,
         cpu_vendor=domcaps.cpu_vendor if domcaps else None,
         sev_snp_usable=not snp_reasons,
         sev_snp_reasons=tuple(snp_reasons),
-        snp_firmware=snp_fw)
+        snp_firmware=snp_fw,
+        virtual_machine=virtual_machine)
 
 
 def parse_domain_capabilities(xmlstr: str | bytes,
@@ -354,15 +395,19 @@ class SevHost:
 
     ``get_connection`` returns an open ``virConnect``; it is called only
     when the answer is not cached yet. Call ``reset()`` after libvirt
-    reconnects, so that the next question detects again.
+    reconnects, so that the next question detects again. ``cpuinfo``
+    names the host's ``/proc/cpuinfo`` (None: the hypervisor question is
+    not asked).
     """
 
     def __init__(self, get_connection: Callable[[], object],
                  kvm_amd_dir: str = KVM_AMD_PARAMETERS_DIR,
-                 firmware_dirs: list[str] | None = None) -> None:
+                 firmware_dirs: list[str] | None = None,
+                 cpuinfo: str | None = None) -> None:
         self._get_connection = get_connection
         self._kvm_amd_dir = kvm_amd_dir
         self._firmware_dirs = firmware_dirs
+        self._cpuinfo = cpuinfo
         self._caps: SevHostCapabilities | None = None
         self.domcaps: vconfig.LibvirtConfigDomainCaps | None = None
 
@@ -389,9 +434,10 @@ class SevHost:
             self.domcaps, error = self._read_domcaps()
             firmware = (fw.load_descriptors(self._firmware_dirs)
                         if self._firmware_dirs is not None else None)
-            self._caps = detect_sev(self.domcaps,
-                                    read_kvm_amd_params(self._kvm_amd_dir),
-                                    firmware, error)
+            self._caps = detect_sev(
+                self.domcaps, read_kvm_amd_params(self._kvm_amd_dir),
+                firmware, error,
+                read_cpuinfo(self._cpuinfo) if self._cpuinfo else None)
             log_capabilities(self._caps)
         return self._caps
 

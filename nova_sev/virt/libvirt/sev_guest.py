@@ -29,12 +29,14 @@ def design_sev_domain(
         firmware: (collections.abc.Sequence[fw.FirmwareDescriptor] |
                    None) = None,
         conf_machine_types: list[str] | None = None,
+        attested: bool = False,
 ) -> tuple[str, gp.GuestPlan | None]:
     """The whole way from a request to a domain: the facts of
     ``domain_xml``, the plan (``guest_plan.plan_guest``), the SEV domain.
 
     Returns ``domain_xml`` unchanged and None when SEV is not requested;
-    else the SEV domain and its plan. Raises what the steps raise:
+    else the SEV domain and its plan (``attested``: the owner attests the
+    launch, ``guest_plan.attested_plan``). Raises what the steps raise:
     SevGuestRefused subclasses, InvalidLibvirtXML.
     """
     root = designer.parse_domain(domain_xml)
@@ -43,7 +45,8 @@ def design_sev_domain(
         extra_specs, image_props, caps, options,
         conf_machine_types=conf_machine_types,
         domain=designer.domain_root_facts(root), firmware=firmware,
-        instance_uuid=uuid, direct_kernel_boot=direct_kernel)
+        instance_uuid=uuid, direct_kernel_boot=direct_kernel,
+        attested=attested)
     if plan is None:
         return domain_xml, None
     # The facts were only read from the tree: write the plan into it.

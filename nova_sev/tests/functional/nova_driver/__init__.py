@@ -19,6 +19,9 @@ os.environ.setdefault(
     'true' if nova_compat.DEFAULT_CONCURRENCY == 'threading' else 'false')
 
 import nova.tests.functional  # noqa: E402,F401,H306 - applies the mode
+# Its logging on stderr, as nova.test sets it up: warnings only, outside
+# the tests' captures.
+from nova_sev.tests.fixtures import nova_harness  # noqa: E402,F401,H306
 
 # Nova's host module imports libvirt when it is imported since 2026.1;
 # before, it imports it lazily, by then poisoned by Nova's test harness

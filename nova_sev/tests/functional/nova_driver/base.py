@@ -21,6 +21,7 @@ from lxml import etree
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import base
 
+from nova_sev.tests.fixtures import nova_harness
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.virt.libvirt import driver
 from nova_sev.virt import memory
@@ -123,6 +124,7 @@ class SevServersTestBase(base.ServersTestBase):
     host_features: dict[str, str] = {}
 
     def setUp(self):
+        self.useFixture(nova_harness.CleanupLogFixture())
         self.flags(api_paste_config=api_paste_ini(), group='wsgi')
         super().setUp()
         # The mode asked for is the mode run: a test module that imported
@@ -141,6 +143,13 @@ class SevServersTestBase(base.ServersTestBase):
         self.write_descriptor('60-ovmf-sev.json', SEV_DESCRIPTOR)
         self.flags(kvm_amd_parameters_dir=self.kvm_amd_params,
                    firmware_descriptor_dirs=[self.firmware_dir], group='sev')
+        # The fake libvirt's host is bare metal, whatever this machine is:
+        # the driver reads these CPU flags, not this machine's.
+        self.cpuinfo = os.path.join(tmp, 'cpuinfo')
+        with open(self.cpuinfo, 'w') as f:
+            f.write('processor\t: 0\nflags\t\t: fpu sse2 svm sev\n')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova_sev.virt.libvirt.host.CPUINFO', self.cpuinfo))
 
         self.defined: list[tuple[str, str]] = []
         define = fakelibvirt.Connection.defineXML

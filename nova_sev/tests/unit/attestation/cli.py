@@ -6,7 +6,7 @@ import sys
 
 import fixtures
 
-from nova_sev.cmd import common
+from nova_sev.cmd import config
 from nova_sev.cmd import sev
 from nova_sev.tests.unit.attestation import vectors
 
@@ -24,7 +24,7 @@ def run(test, argv):
     """
     out, err = io.StringIO(), io.StringIO()
     # --config-file loads into the global CONF: leave nothing behind.
-    test.addCleanup(common.CONF.clear)
+    test.addCleanup(config.CONF.clear)
     test.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
     test.useFixture(fixtures.MonkeyPatch('sys.stderr', err))
     try:

@@ -7,7 +7,7 @@ import os
 import fixtures
 import testtools
 
-from nova_sev.cmd import common
+from nova_sev.cmd import config
 from nova_sev.cmd import sev
 
 
@@ -23,7 +23,7 @@ class CommandTestCase(testtools.TestCase):
         self.tmp = self.useFixture(fixtures.TempDir()).path
         # --config-file loads into the global CONF: leave no values behind
         # for the next test in this process.
-        self.addCleanup(common.CONF.clear)
+        self.addCleanup(config.CONF.clear)
         self.stdout = self.useFixture(
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.stderr = self.useFixture(

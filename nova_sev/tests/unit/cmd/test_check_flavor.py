@@ -32,6 +32,12 @@ class CheckFlavorCommandTestCase(base.CommandTestCase):
         self.assertIn('result: gives a working SEV guest', out)
         self.assertEqual('', self.stderr.getvalue())
 
+    def test_snp_flavor_text_names_the_mode(self):
+        rc = self._run('--extra-spec',
+                       'trait:HW_CPU_X86_AMD_SEV_SNP=required')
+        self.assertEqual(0, rc)
+        self.assertIn('asks for: SEV-SNP\n', self.stdout.getvalue())
+
     def test_request_group_agrees_with_guest_xml(self):
         rc = self._run('--extra-spec', 'trait1:HW_CPU_X86_AMD_SEV=required',
                        '--extra-spec', 'resources1:VCPU=1')

@@ -1,7 +1,9 @@
 """``nova-sev guest-xml``: exit codes, messages and output, on files."""
 
+import io
 import json
 import os
+from unittest import mock
 
 from lxml import etree
 
@@ -275,3 +277,75 @@ class GuestXmlSnpTestCase(base.CommandTestCase):
         self.assertOneLine(self.stderr.getvalue(), 'SEV-SNP was requested',
                            'hw_mem_encryption_model=amd-sev-snp',
                            'libvirt or QEMU is too old')
+
+
+class GuestXmlFirmwareDirTestCase(base.CommandTestCase):
+    """``--firmware-dir``: another host's descriptors for a --domcaps file,
+    instead of this machine's ([sev]firmware_descriptor_dirs).
+    """
+
+    command = 'guest-xml'
+    _write = GuestXmlCommandTestCase._write
+    assertOneLine = GuestXmlCommandTestCase.assertOneLine
+
+    def setUp(self):
+        super().setUp()
+        self.params = os.path.join(self.tmp, 'parameters')
+        sev_host.write_kvm_amd_params(self.params, sev='1', sev_es='0',
+                                      sev_snp='Y')
+        # This machine: no SNP firmware. The other host: an SNP build.
+        self.fw_dir = os.path.join(self.tmp, 'firmware')
+        self._write('firmware/60-edk2-x86_64.json',
+                    descriptor_json(['acpi-s3', 'amd-sev']))
+        self.other_dir = os.path.join(self.tmp, 'other-firmware')
+        self._write('other-firmware/30-ovmf-sev-snp.json',
+                    snp_descriptor_json())
+        self._write('other-firmware/60-edk2-x86_64.json',
+                    descriptor_json(['acpi-s3', 'amd-sev']))
+        self.conf = GuestXmlCommandTestCase._conf(self)
+        self.domcaps = self._write('snp-domcaps.xml', sev_host.domcaps_xml(
+            sectypes=sev_host.SNP_SECTYPES))
+        with open(os.path.join(DATA, 'nova-guest-q35.xml')) as f:
+            self.domain = self._write('domain.xml', f.read())
+
+    def _run(self, *args):
+        return sev.main(['guest-xml', '--domain', self.domain,
+                         '--domcaps', self.domcaps,
+                         '--kvm-amd-params', self.params,
+                         '--config-file', self.conf,
+                         '--extra-spec',
+                         'trait:HW_CPU_X86_AMD_SEV_SNP=required'] +
+                        list(args))
+
+    def test_this_machines_firmware_without_it(self):
+        rc = self._run()
+        self.assertEqual(1, rc)
+        self.assertOneLine(self.stderr.getvalue(), 'amd-sev-snp')
+
+    def test_the_other_hosts_firmware_with_it(self):
+        rc = self._run('--firmware-dir', self.other_dir)
+        self.assertEqual(0, rc, self.stderr.getvalue())
+        self.assertOneLine(self.stderr.getvalue(), 'SEV-SNP guest',
+                           'other-firmware/30-ovmf-sev-snp.json')
+
+    def test_first_directory_wins(self):
+        self._write('first/30-ovmf-sev-snp.json', descriptor_json(['amd-sev']))
+        rc = self._run('--firmware-dir', os.path.join(self.tmp, 'first'),
+                       '--firmware-dir', self.other_dir)
+        self.assertEqual(1, rc)
+        self.assertOneLine(self.stderr.getvalue(), 'amd-sev-snp')
+
+    def test_not_a_directory(self):
+        rc = self._run('--firmware-dir', self.domcaps)
+        self.assertEqual(2, rc)
+        self.assertOneLine(self.stderr.getvalue(), '--firmware-dir',
+                           'is not a directory')
+
+    def test_help_says_what_happens(self):
+        out = io.StringIO()
+        with mock.patch('sys.stdout', out):
+            self.assertRaises(SystemExit, sev.main, ['guest-xml', '--help'])
+        text = ' '.join(out.getvalue().split())
+        self.assertNotIn('not checked', text)
+        self.assertIn("chosen among this machine's descriptors", text)
+        self.assertIn('--firmware-dir DIR', text)

@@ -13,6 +13,7 @@ import threading
 import fixtures
 
 from nova_sev.cmd import common
+from nova_sev.cmd import config
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.unit.cmd import base
 
@@ -37,7 +38,7 @@ class HostileInputTestCase(base.CommandTestCase):
         for stream in (self.stdout, self.stderr):
             stream.seek(0)
             stream.truncate()
-        common.CONF.clear()
+        config.CONF.clear()
         return super().run_command(*args)
 
     def error(self):

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import testtools
 
 from nova_sev.cmd import common
+from nova_sev.cmd import config
 from nova_sev.cmd import sev
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.virt.libvirt import config as vconfig
@@ -126,7 +127,7 @@ class MalformedInputPropertyTestCase(testtools.TestCase):
             with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
                 rc = sev.main(list(argv))
         finally:
-            common.CONF.clear()
+            config.CONF.clear()
         lines = err.getvalue().splitlines()
         self.assertNotIn('Traceback', err.getvalue())
         self.assertNotIn('unexpected error', err.getvalue())

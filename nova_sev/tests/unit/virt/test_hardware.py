@@ -414,3 +414,23 @@ class TestGranularRequestGroups(testtools.TestCase):
         self.assertEqual(
             ['trait:HW_CPU_X86_AMD_SEV'],
             hardware.trait_keys(hardware.IMAGE, specs, 'HW_CPU_X86_AMD_SEV'))
+
+
+class TestBoolFromString(testtools.TestCase):
+
+    def test_as_oslo_utils_reads_it(self):
+        # Nova reads hw:mem_encryption with oslo.utils' strutils.
+        from oslo_utils import strutils
+        for value in ('1', 't', 'True', ' yes ', 'ON', 'y', '0', 'f',
+                      'False', 'no', 'off', 'N', '', 'maybe', '2', None, 1,
+                      0, True, False):
+            self.assertEqual(strutils.bool_from_string(value),
+                             hardware.bool_from_string(value), value)
+            try:
+                expected = strutils.bool_from_string(value, strict=True)
+            except ValueError:
+                self.assertRaises(ValueError, hardware.bool_from_string,
+                                  value, strict=True)
+            else:
+                self.assertEqual(expected, hardware.bool_from_string(
+                    value, strict=True))

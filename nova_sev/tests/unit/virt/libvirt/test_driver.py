@@ -15,6 +15,7 @@ from oslo_utils import importutils
 import testtools
 
 from nova_sev.virt.hardware import SevMode
+from nova_sev.virt.libvirt import attestation
 from nova_sev.virt.libvirt import driver
 from nova_sev.virt.libvirt import guest_plan
 from nova_sev.virt.libvirt import host as sev_host
@@ -70,6 +71,8 @@ def bare_driver(caps=SEV_CAPS):
     drv._sev_options = guest_plan.SevGuestOptions()
     drv._sev_plans = {}
     drv._sev_pending = {}
+    drv._sev_attestation = attestation.AttestationFlow(
+        mock.Mock(), lambda: 0, mock.Mock())
     return drv
 
 
@@ -433,6 +436,8 @@ class NovaPrivateMethodsTestCase(testtools.TestCase):
                               'share_info') + (
             ('old_guest',) if nova_compat.NOVA_MAJOR >= 33 else ()),
         '_check_discard_for_attach_volume': ('conf', 'instance'),
+        '_create_guest': ('context', 'xml', 'instance', 'power_on', 'pause',
+                          'post_xml_callback'),
     }
 
     def test_private_methods_exist_with_their_parameters(self):

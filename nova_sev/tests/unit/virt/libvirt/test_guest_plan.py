@@ -405,3 +405,97 @@ def forget_requests():
     gp._read_request.cache_clear()
     gp._read_guest.cache_clear()
     gp._plans.clear()
+
+
+STATELESS_SEV_FW = fw.FirmwareDescriptor(
+    path='/usr/share/qemu/firmware/60-edk2-ovmf-x64-amdsev.json',
+    interface_types=('uefi',), device=fw.DEVICE_MEMORY,
+    executable='/usr/share/edk2/ovmf/OVMF.amdsev.fd', nvram_template=None,
+    targets=(fw.FirmwareTarget('x86_64', ('pc-q35-*',)),),
+    features=('amd-sev', 'amd-sev-es'))
+
+
+class TestStricterPolicy(testtools.TestCase):
+    """The owner's image property and the admin's flavor extra spec may
+    add policy bits, never drop one.
+    """
+
+    def test_bits_are_added(self):
+        requests = (Request('0x3b', 'flavor extra spec nova-sev:policy'),)
+        self.assertEqual(0x3b, gp.guest_policy(
+            SevMode.SEV, gp.SevGuestOptions(), requests))
+        # The mode decides ES, whatever a request says.
+        self.assertEqual(0x3f, gp.guest_policy(
+            SevMode.SEV_ES, gp.SevGuestOptions(), requests))
+        self.assertEqual(0x3b, gp.guest_policy(
+            SevMode.SEV, gp.SevGuestOptions(),
+            (Request('0x37', 'image property nova_sev_policy'),) + requests))
+
+    def test_dropping_a_bit_is_refused_naming_the_key(self):
+        for value, source in (('0x31', 'image property nova_sev_policy'),
+                              ('0x13', 'flavor extra spec nova-sev:policy')):
+            e = self.assertRaises(
+                exception.InvalidSevRequest, gp.guest_policy, SevMode.SEV,
+                gp.SevGuestOptions(), (Request(value, source),))
+            self.assertIn(source.rpartition(' ')[2], str(e))
+            self.assertIn('may only add bits to the policy 0x0033', str(e))
+            self.assertIn('set it to 0x0033 or remove it', str(e))
+
+    def test_not_a_number(self):
+        for value in ('strict', '0x1ffffffff'):
+            self.assertRaises(
+                exception.InvalidSevRequest, gp.guest_policy, SevMode.SEV,
+                gp.SevGuestOptions(),
+                (Request(value, 'image property nova_sev_policy'),))
+
+    def test_read_from_flavor_and_image(self):
+        plan = gp.plan_guest(
+            {'trait:HW_CPU_X86_AMD_SEV': 'required',
+             'nova-sev:policy': '0x3b'},
+            {'nova_sev_policy': '0x73'}, caps(), gp.SevGuestOptions(),
+            ram_mb=2048)
+        self.assertEqual(0x7b, plan.policy)
+
+    def test_snp_refuses_an_sev_policy(self):
+        e = self.assertRaises(
+            exception.InvalidSevRequest, gp.make_guest_plan,
+            SevMode.SEV_SNP,
+            caps(sev_snp_usable=True,
+                 snp_firmware=(STATELESS_SEV_FW,)),
+            facts(policy_requests=(Request(
+                '0x33', 'image property nova_sev_policy'),)),
+            gp.SevGuestOptions())
+        self.assertIn('[sev]snp_policy', str(e))
+
+
+class TestAttestedPlan(testtools.TestCase):
+
+    def test_attested_guest_boots_stateless_firmware(self):
+        firmware = (SEV_FW, SEV_ES_FW, STATELESS_SEV_FW)
+        for mode in (SevMode.SEV, SevMode.SEV_ES):
+            plan = gp.make_guest_plan(mode, caps(firmware=firmware),
+                                      facts(attested=True),
+                                      gp.SevGuestOptions())
+            self.assertTrue(plan.attested)
+            self.assertEqual(gp.LOADER_ROM, plan.loader_type)
+            self.assertEqual(STATELESS_SEV_FW.executable, plan.loader_path)
+            self.assertIsNone(plan.nvram_template_path)
+            root = designer.parse_domain(
+                '<domain><memory>1</memory><os><type>hvm</type></os>'
+                '</domain>')
+            designer.write_guest_plan(root, plan)
+            self.assertEqual('rom', root.find('os/loader').get('type'))
+            self.assertIsNone(root.find('os/nvram'))
+            # Not attested: the flash build with its NVRAM, as before.
+            plan = gp.make_guest_plan(mode, caps(firmware=firmware), facts(),
+                                      gp.SevGuestOptions())
+            self.assertFalse(plan.attested)
+            self.assertIsNotNone(plan.nvram_template_path)
+
+    def test_without_stateless_build_refused_with_the_reason(self):
+        e = self.assertRaises(
+            exception.SevFirmwareNotFound, gp.make_guest_plan, SevMode.SEV,
+            caps(), facts(attested=True), gp.SevGuestOptions())
+        self.assertIn('on stateless firmware (an attested guest: its NVRAM '
+                      'would not be measured)', str(e))
+        self.assertIn('install an OVMF build', str(e))

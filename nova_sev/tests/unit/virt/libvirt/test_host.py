@@ -231,6 +231,22 @@ class SevHostTestCase(testtools.TestCase):
             self.assertTrue(sev.get_capabilities().sev_usable)
         self.assertEqual(['getDomainCapabilities'], fake.conn.calls)
 
+    def test_reads_the_cpu_flags_it_is_given(self):
+        # nova-compute passes /proc/cpuinfo; without it the question of a
+        # hypervisor stays open.
+        fake = self.useFixture(sev_host.SevHostFixture(sev=False))
+        path = self.useFixture(fixtures.TempDir()).join('cpuinfo')
+        with open(path, 'w') as f:
+            f.write('flags\t\t: fpu hypervisor\n')
+        caps = host.SevHost(lambda: fake.conn, fake.params_dir,
+                            cpuinfo=path).get_capabilities()
+        self.assertTrue(caps.virtual_machine)
+        self.assertEqual(host.REASON_VIRTUAL_MACHINE, caps.sev_reasons[0])
+        caps = host.SevHost(lambda: fake.conn,
+                            fake.params_dir).get_capabilities()
+        self.assertIsNone(caps.virtual_machine)
+        self.assertIn('BIOS', caps.sev_reasons[0])
+
     def test_reset_detects_again(self):
         fake = self.useFixture(sev_host.SevHostFixture())
         sev = host.SevHost(lambda: fake.conn, fake.params_dir)
@@ -387,3 +403,54 @@ class DetectSevSnpTestCase(testtools.TestCase):
         for _ in range(10):
             self.assertTrue(sev.get_capabilities().sev_snp_usable)
         self.assertEqual(['getDomainCapabilities'], fake.conn.calls)
+
+
+class VirtualMachineTestCase(testtools.TestCase):
+    """Where the CPU flags say a hypervisor runs the host."""
+
+    def _caps(self, **kwargs):
+        return host.parse_domain_capabilities(sev_host.domcaps_xml(**kwargs))
+
+    def test_runs_under_hypervisor(self):
+        self.assertTrue(host.runs_under_hypervisor(
+            'processor\t: 0\nflags\t\t: fpu hypervisor lahf_lm\n'
+            'processor\t: 1\nflags\t\t: fpu\n'))
+        self.assertFalse(host.runs_under_hypervisor(
+            'flags\t\t: fpu vme hypervisorx\n'))
+        self.assertFalse(host.runs_under_hypervisor(''))
+
+    def test_read_cpuinfo(self):
+        path = self.useFixture(fixtures.TempDir()).join('cpuinfo')
+        self.assertIsNone(host.read_cpuinfo(path))
+        with open(path, 'w') as f:
+            f.write('flags\t: sse hypervisor\n')
+        self.assertTrue(host.read_cpuinfo(path))
+
+    def test_no_sev_offered_the_hypervisor_is_the_reason(self):
+        caps = host.detect_sev(self._caps(sev=False),
+                               _params(sev=None, sev_es=None),
+                               virtual_machine=True)
+        self.assertFalse(caps.sev_usable)
+        self.assertTrue(caps.virtual_machine)
+        self.assertEqual(host.REASON_VIRTUAL_MACHINE, caps.sev_reasons[0])
+        for reason in (caps.sev_reasons + caps.sev_es_reasons +
+                       caps.sev_snp_reasons):
+            self.assertNotIn('BIOS', reason)
+            self.assertNotIn('mem_encrypt', reason)
+
+    def test_another_vendor_comes_first(self):
+        caps = host.detect_sev(self._caps(sev=False, cpu_vendor='Intel'),
+                               _params(), virtual_machine=True)
+        self.assertIn('made by Intel', caps.sev_reasons[0])
+        self.assertNotIn(host.REASON_VIRTUAL_MACHINE, caps.sev_reasons)
+
+    def test_sev_offered_is_unchanged(self):
+        # A hypervisor that passes SEV through (and the injected test
+        # hosts): the same answer as bare metal.
+        snp = dict(_params(), sev_snp=host.parse_kvm_amd_param('sev_snp', 'Y'))
+        for params in (_params(), _params(sev='0'), snp):
+            vm = host.detect_sev(self._caps(), params, virtual_machine=True)
+            metal = host.detect_sev(self._caps(), params,
+                                    virtual_machine=False)
+            self.assertEqual(dataclasses.replace(metal, virtual_machine=True),
+                             vm)
