@@ -1,6 +1,7 @@
 """The owner's attestation of an SEV launch through Nova's API, by hand
-(the calls the stock ``openstack`` client makes), with real Nova 34 API,
-conductor, scheduler, compute and placement, and a PSP double per host.
+(the calls the stock ``openstack`` client makes), with a real Nova API,
+conductor, scheduler, compute and placement (each supported release), and
+a PSP double per host.
 """
 
 import base64
