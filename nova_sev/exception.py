@@ -220,6 +220,14 @@ class MeasurementMismatch(NovaSevException):
                'trust this guest%(advice)s')
 
 
+class OwnerToolsMissing(NovaSevException):
+    """A guest owner's command without the owner's libraries."""
+
+    msg_fmt = ("This command needs virtee's sev-snp-measure, the guest "
+               "owner's tools of nova-sev, which are not installed "
+               "(%(error)s): install them with pip install 'nova-sev[owner]'")
+
+
 class LaunchInfoUnavailable(NovaSevException):
     """libvirt has no SEV launch information for the domain."""
 

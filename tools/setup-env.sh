@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Prepare this machine for nova-sev: distribution packages from bindep.txt
-# and a virtualenv (.venv) holding nova-sev and, with --test, everything the
-# test suite needs (the real Nova, placement, stestr, ...).
+# and a virtualenv holding nova-sev and, with --test, everything the test
+# suite needs (the real Nova, placement, stestr, ...).
+#   tools/setup-env.sh [--test] [--nova SERIES]
+# --nova picks the Nova release of the test virtualenv (a series of
+# nova_sev/tests/data/upper-constraints/releases.txt; default the newest):
+# that release's Nova and placement, and every package under that release's
+# upper constraints, in .venv (the newest) or .venv-SERIES (the others).
 #
 # Idempotent and non-interactive: safe to run on every call, as root on a
 # fresh Debian 12 machine or in CI. Prints progress on stderr only.
@@ -12,11 +17,32 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # needed; --test adds the packages of the test suite.
 profile=""
 profiles="compile"
-if [ "${1:-}" = "--test" ]; then
-    profile="test"
-    profiles="compile test"
+series=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --test) profile="test"; profiles="compile test" ;;
+        --nova) series="${2:-}"; shift ;;
+        *) echo "setup-env: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+releases="$top/nova_sev/tests/data/upper-constraints/releases.txt"
+newest=$(awk '!/^#/ && NF {s = $1} END {print s}' "$releases")
+series="${series:-$newest}"
+# shellcheck disable=SC2046
+set -- $(awk -v s="$series" '$1 == s {print $2, $3}' "$releases")
+if [ $# -ne 2 ]; then
+    echo "setup-env: no Nova release $series in $releases" >&2
+    exit 2
 fi
-venv="${NOVA_SEV_VENV:-$top/.venv}"
+nova_version=$1
+placement_version=$2
+constraints="$top/nova_sev/tests/data/upper-constraints/$series.txt"
+if [ "$series" = "$newest" ]; then
+    venv="${NOVA_SEV_VENV:-$top/.venv}"
+else
+    venv="${NOVA_SEV_VENV:-$top/.venv-$series}"
+fi
 python="${PYTHON:-python3}"
 
 say() { echo "setup-env: $*" >&2; }
@@ -54,16 +80,23 @@ if [ -n "$missing" ]; then
     as_root apt-get install -y -q --no-install-recommends $missing >&2
 fi
 
-# 3. Python packages, only when the requirement files changed.
+# 3. Python packages, only when the requirement files changed. The test
+# virtualenv is a Nova environment as the release's upper constraints pin
+# it: Nova and placement at the release's versions, every other package
+# (oslo, libvirt-python, SQLAlchemy...) at the release's pin.
 reqs="$top/requirements.txt"
-[ -n "$profile" ] && reqs="$reqs $top/test-requirements.txt"
+[ -n "$profile" ] && reqs="$reqs $top/test-requirements.txt $constraints"
 # shellcheck disable=SC2086
-stamp_want=$(cat $reqs "$top/setup.cfg" | sha256sum | cut -d' ' -f1)
+stamp_want=$( (cat $reqs "$top/setup.cfg"
+    echo "$series $nova_version $placement_version") | sha256sum |
+    cut -d' ' -f1)
 stamp_file="$venv/.nova-sev-${profile:-run}.stamp"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_want" ]; then
-    say "installing Python packages into $venv"
+    say "installing Python packages into $venv (Nova $series)"
     args=(-r "$top/requirements.txt")
-    [ -n "$profile" ] && args+=(-r "$top/test-requirements.txt")
+    [ -n "$profile" ] && args+=(-c "$constraints"
+        -r "$top/test-requirements.txt" "nova==$nova_version"
+        "openstack-placement==$placement_version")
     pip install "${args[@]}"
     # setuptools' "compat" editable mode puts the source tree's path in a
     # .pth file; its default mode installs an import hook whose own imports

@@ -13,12 +13,20 @@ the domain libvirt really runs (``nova_sev.attestation.launch_inputs``).
 
 import typing
 
-from sevsnpmeasure import guest as snp_guest
-from sevsnpmeasure import sev_mode as snp_sev_mode
-from sevsnpmeasure import vcpu_types as snp_vcpu_types
-from sevsnpmeasure import vmm_types as snp_vmm_types
-
 from nova_sev import exception
+
+# sev-snp-measure is the guest owner's: the [owner] extra (setup.cfg), not
+# in OpenStack's upper constraints, so absent from a compute host's
+# environment. Without it the commands that measure say how to install it.
+try:
+    from sevsnpmeasure import guest as snp_guest
+    from sevsnpmeasure import sev_mode as snp_sev_mode
+    from sevsnpmeasure import vcpu_types as snp_vcpu_types
+    from sevsnpmeasure import vmm_types as snp_vmm_types
+except ImportError as e:
+    _LIBRARY_MISSING: ImportError | None = e
+else:
+    _LIBRARY_MISSING = None
 
 MODE_SEV = 'sev'
 MODE_SEV_ES = 'seves'
@@ -26,11 +34,7 @@ MODE_SNP = 'snp'
 MODES = (MODE_SEV, MODE_SEV_ES, MODE_SNP)
 
 # The library's names of the modes (sevsnpmeasure.sev_mode.SevMode).
-_LIBRARY_MODES = {
-    MODE_SEV: snp_sev_mode.SevMode.SEV,
-    MODE_SEV_ES: snp_sev_mode.SevMode.SEV_ES,
-    MODE_SNP: snp_sev_mode.SevMode.SEV_SNP,
-}
+_LIBRARY_MODES = {MODE_SEV: 'SEV', MODE_SEV_ES: 'SEV_ES', MODE_SNP: 'SEV_SNP'}
 
 # SEV_FEATURES of an SNP guest's VMSA when nothing else is asked: SNPActive
 # (bit 0), what QEMU sets for a sev-snp-guest without other features and
@@ -65,10 +69,18 @@ class LaunchInputs(typing.NamedTuple):
     guest_features: int = DEFAULT_GUEST_FEATURES
 
 
+def require_library() -> None:
+    """OwnerToolsMissing unless sev-snp-measure can be imported."""
+    if _LIBRARY_MISSING is not None:
+        raise exception.OwnerToolsMissing(error=_LIBRARY_MISSING)
+
+
 def vcpu_type_names() -> tuple[str, ...]:
     """The QEMU CPU models whose signature is known, in the library's
-    order.
+    order; none without the library (for help texts, which must work).
     """
+    if _LIBRARY_MISSING is not None:
+        return ()
     return tuple(snp_vcpu_types.CPU_SIGS)
 
 
@@ -76,6 +88,7 @@ def vcpu_signature(vcpu_type: str) -> int:
     """The CPUID signature of QEMU CPU model ``vcpu_type``; InvalidInput
     listing the known models otherwise.
     """
+    require_library()
     try:
         return snp_vcpu_types.CPU_SIGS[vcpu_type]
     except KeyError:
@@ -87,6 +100,7 @@ def vcpu_signature(vcpu_type: str) -> int:
 
 def cpu_signature(family: int, model: int, stepping: int) -> int:
     """The CPUID Fn0000_0001_EAX signature of a CPU (AMD pub. 25481)."""
+    require_library()
     return snp_vcpu_types.cpu_sig(family, model, stepping)
 
 
@@ -134,11 +148,12 @@ def launch_digest(inputs: LaunchInputs) -> bytes:
     be measured (unreadable files, a firmware without what the mode
     needs).
     """
+    require_library()
     vcpu_sig = check_inputs(inputs)
     try:
         return snp_guest.calc_launch_digest(
-            _LIBRARY_MODES[inputs.mode], inputs.vcpus, vcpu_sig,
-            inputs.ovmf, inputs.kernel, inputs.initrd, inputs.append,
+            snp_sev_mode.SevMode[_LIBRARY_MODES[inputs.mode]], inputs.vcpus,
+            vcpu_sig, inputs.ovmf, inputs.kernel, inputs.initrd, inputs.append,
             inputs.guest_features, vmm_type=snp_vmm_types.VMMType.QEMU)
     except OSError as e:
         raise exception.InvalidLaunchInputs(

@@ -21,6 +21,7 @@ import os_traits
 
 from nova_sev.attestation import server_metadata
 from nova_sev import exception
+from nova_sev.virt import nova_compat
 
 Mapping = collections.abc.Mapping
 
@@ -35,7 +36,7 @@ TRAIT_FORBIDDEN = 'forbidden'
 # the spec's older one.
 SEV_TRAIT_NAMES = (os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV)
 SEV_ES_TRAIT_NAME = os_traits.HW_CPU_X86_AMD_SEV_ES
-SEV_SNP_TRAIT_NAME = os_traits.HW_CPU_X86_AMD_SEV_SNP
+SEV_SNP_TRAIT_NAME = nova_compat.HW_CPU_X86_AMD_SEV_SNP
 
 FLAVOR_MEM_ENCRYPTION = 'hw:mem_encryption'
 FLAVOR_MEM_ENCRYPTION_MODEL = 'hw:mem_encryption_model'

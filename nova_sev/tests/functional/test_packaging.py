@@ -17,6 +17,7 @@ the test virtualenv's Nova, so that the wheel's file lands beside Nova's
 """
 
 import atexit
+from importlib import metadata
 import os
 import shutil
 import subprocess
@@ -28,12 +29,16 @@ import fixtures
 import nova
 import testtools
 
+from nova_sev.virt import nova_compat
+
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 # What a build of the wheel reads from the tree.
 SOURCES = ('setup.py', 'setup.cfg', 'pyproject.toml', 'README.rst',
            'requirements.txt', 'nova', 'nova_sev')
 SHIM = 'nova/virt/sev_libvirt.py'
+UPPER_CONSTRAINTS = os.path.join(TOP, 'nova_sev', 'tests', 'data',
+                                 'upper-constraints')
 NOVA_SITE = os.path.dirname(os.path.dirname(os.path.abspath(nova.__file__)))
 
 # Loads the driver exactly as nova-compute's ComputeManager does, then says
@@ -209,3 +214,48 @@ class StockNovaComputeTestCase(testtools.TestCase):
             os.path.join(site, 'nova', '__init__.py')))
         self.assertTrue(os.path.islink(
             os.path.join(site, 'nova', 'virt', '__init__.py')))
+
+
+class InstallBesideNovaTestCase(testtools.TestCase):
+    """``pip install nova-sev`` into a nova-compute environment of the
+    Nova release installed here, as that release's upper constraints pin
+    it (Nova, libvirt-python and what they need), changes no package but
+    nova-sev: every range nova-sev declares admits every release's pins.
+    Uses the package index, as the operator's ``pip`` does.
+    """
+
+    def pip(self, python: str, *args: str) -> str:
+        # -I and a neutral directory: not this tree (its egg-info would
+        # pass for an installed nova-sev).
+        result = subprocess.run(
+            [python, '-I', '-m', 'pip', '--disable-pip-version-check'] +
+            list(args), capture_output=True, text=True, timeout=1200,
+            cwd=os.path.dirname(python))
+        self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+        return result.stdout
+
+    def installed(self, python: str) -> list[str]:
+        """``name==version`` of each package (``pip freeze`` would name
+        the wheel's path instead of its version).
+        """
+        return self.pip(python, 'list', '--format=freeze').splitlines()
+
+    def test_pip_changes_nothing_but_nova_sev(self):
+        constraints = os.path.join(UPPER_CONSTRAINTS,
+                                   nova_compat.NOVA_SERIES + '.txt')
+        root = self.useFixture(fixtures.TempDir()).path
+        subprocess.run([sys.executable, '-m', 'venv', root], check=True,
+                       timeout=300)
+        python = os.path.join(root, 'bin', 'python')
+        # nova-compute's environment: Nova (not in the constraints, so
+        # pinned to the version under test) and the libvirt binding.
+        # --no-compile: byte-compiling Nova is most of the time it takes.
+        self.pip(python, 'install', '-q', '--no-compile', '-c', constraints,
+                 'nova==' + metadata.version('nova'), 'libvirt-python')
+        before = set(self.installed(python))
+        self.pip(python, 'install', '-q', '--no-compile', get_wheel())
+        after = set(self.installed(python))
+        # (removed or changed, added or changed)
+        self.assertEqual((set(), {'nova-sev==0.0.1'}),
+                         (before - after, after - before),
+                         [line for line in before if 'nova' in line])

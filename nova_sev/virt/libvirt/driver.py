@@ -125,6 +125,7 @@ from nova_sev.virt.libvirt import host as sev_host
 from nova_sev.virt.libvirt import traits
 from nova_sev.virt import lifecycle
 from nova_sev.virt import memory
+from nova_sev.virt import nova_compat
 
 CONF = sev_conf.CONF
 LOG = logging.getLogger(__name__)
@@ -339,6 +340,9 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         self._sev_pending: dict[str, tuple[Any, Any]] = {}
         self.vif_driver = SevVIFDriver(self._host, self._sev_plans)
         self._sev_options = guest_plan.options_from_conf(CONF)
+        for note in nova_compat.startup_notes():
+            LOG.warning('nova-sev on Nova %s: %s', nova_compat.NOVA_SERIES,
+                        note)
         # SEV guests admitted here whose builds may not have ended:
         # uuid -> (pinned MiB, ASID pool) (admission.guests_holding_slots).
         # The lock makes admission atomic across nova-compute's concurrent
@@ -397,7 +401,8 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
         """
         specs = instance.flavor.extra_specs
         props = dict(image_properties(image_meta),
-                     **own_image_properties(instance))
+                     **own_image_properties(instance),
+                     **nova_compat.image_properties_nova_drops(instance))
         if rescue and sev_mode(instance.flavor, image_meta) is SevMode.NONE:
             # The rescue image need not ask for SEV: the instance's own
             # request still holds for the guest that runs its disks.
@@ -630,7 +635,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 image_meta, resize_instance, allocations,
                 block_device_info=block_device_info,
                 power_on=power_on and step.nova_starts,
-                share_info=share_info)
+                **nova_compat.new_kwargs(share_info=share_info))
             self._sev_after_build(context, instance, plan)
         finally:
             self._sev_end(instance)
@@ -646,7 +651,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, instance, network_info, migration,
                 block_device_info=block_device_info,
                 power_on=power_on and step.nova_starts,
-                share_info=share_info)
+                **nova_compat.new_kwargs(share_info=share_info))
             self._sev_after_build(context, instance, plan)
         finally:
             self._sev_end(instance)
@@ -672,7 +677,7 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             instance, network_info, image_meta, disk_info, rescue=rescue,
             block_device_info=block_device_info, context=context,
             mdevs=mdevs, accel_info=accel_info, share_info=share_info,
-            old_guest=old_guest)
+            **nova_compat.new_kwargs(old_guest=old_guest))
         made = self._sev_plans.get(instance.uuid)
         if made is not None:
             plan = made[1]

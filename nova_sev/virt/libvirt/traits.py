@@ -10,11 +10,14 @@ knows no other.
 import os_traits
 
 from nova_sev.virt.libvirt import host
+from nova_sev.virt import nova_compat
 
 SEV_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV,
                         os_traits.HW_CPU_AMD_SEV})
 SEV_ES_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV_ES})
-SEV_SNP_TRAITS = frozenset({os_traits.HW_CPU_X86_AMD_SEV_SNP})
+# None where os-traits (and so placement) has no SNP trait (nova_compat).
+SEV_SNP_TRAITS = frozenset({nova_compat.HW_CPU_X86_AMD_SEV_SNP}
+                           if nova_compat.SNP_TRAIT_KNOWN else ())
 ALL_SEV_TRAITS = SEV_TRAITS | SEV_ES_TRAITS | SEV_SNP_TRAITS
 
 

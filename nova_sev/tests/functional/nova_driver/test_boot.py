@@ -13,6 +13,7 @@ import os_traits
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import base
 from nova_sev.virt.libvirt import guest_plan
+from nova_sev.virt import nova_compat
 
 SEV_TRAITS = {os_traits.HW_CPU_X86_AMD_SEV, os_traits.HW_CPU_AMD_SEV}
 OVMF_ES = '/usr/share/OVMF/OVMF_CODE_4M.sev-es.fd'
@@ -25,7 +26,8 @@ class TestSevBoot(base.SevServersTestBase):
         self.start_sev_compute('plain', sev=False)
 
         # Traits: both spellings on the SEV host's root provider, none on
-        # the other; Nova's own child provider keeps its inventory.
+        # the other; Nova's own provider of SEV contexts keeps its
+        # inventory: a child provider since 2025.2, the root before.
         self.assertEqual(SEV_TRAITS, SEV_TRAITS & self.root_traits('sev'))
         self.assertNotIn(os_traits.HW_CPU_X86_AMD_SEV_ES,
                          self.root_traits('sev'))
@@ -34,9 +36,14 @@ class TestSevBoot(base.SevServersTestBase):
             '/resource_providers?in_tree=%s' % self.compute_rp_uuids['sev'],
             version='1.14').body['resource_providers']
         child = [rp for rp in children if rp['name'] == 'sev_amd_sev']
-        self.assertEqual(1, len(child))
+        if nova_compat.NOVA_MAJOR >= 32:
+            self.assertEqual(1, len(child))
+            contexts_rp = child[0]['uuid']
+        else:
+            self.assertEqual([], child)
+            contexts_rp = self.compute_rp_uuids['sev']
         self.assertIn(orc.MEM_ENCRYPTION_CONTEXT,
-                      self._get_provider_inventory(child[0]['uuid']))
+                      self._get_provider_inventory(contexts_rp))
 
         requests = [('sev-trait', 'plain'), ('sev-old-trait', 'plain'),
                     ('plain', 'sev-trait'), ('mem-encryption', 'uefi'),
@@ -69,7 +76,7 @@ class TestSevBoot(base.SevServersTestBase):
 
         port = self.neutron.create_port()['port']
         self._attach_interface(server, port['id'])
-        self._attach_volume(server, nova_fixtures.CinderFixture.SWAP_OLD_VOL)
+        self.attach_volume(server, nova_fixtures.CinderFixture.SWAP_OLD_VOL)
         nic, disk = [etree.fromstring(xml) for uuid, xml in self.attached
                      if uuid == server['id']]
         self.assertEqual('interface', nic.tag)
@@ -83,7 +90,7 @@ class TestSevBoot(base.SevServersTestBase):
         self.assertEqual(['virtio', 'virtio'], [
             d.find('target').get('bus') for d in root.findall('devices/disk')])
         self.assertSevDomain(root, buses=None)
-        self._attach_volume(virtio, nova_fixtures.CinderFixture.SWAP_NEW_VOL)
+        self.attach_volume(virtio, nova_fixtures.CinderFixture.SWAP_NEW_VOL)
         [disk] = [etree.fromstring(xml) for uuid, xml in self.attached
                   if uuid == virtio['id']]
         self.assertEqual('virtio', disk.find('target').get('bus'))

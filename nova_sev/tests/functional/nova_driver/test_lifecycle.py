@@ -93,7 +93,7 @@ class TestSevLifecycle(base.SevServersTestBase):
         self.assertGreater(len(self.domain_xmls(server)), count)
         check()
 
-        server = self._migrate_server(server, api=self.admin_api)
+        server = self.migrate(server)
         self._confirm_resize(server)
         second = check()
         self.assertNotEqual(first, second)

@@ -254,7 +254,7 @@ class TestSevPlacementCounting(base.SevServersTestBase):
         # have made the instance directory a move renames.
         os.makedirs(os.path.join(nova_conf.CONF.instances_path, first['id']),
                     exist_ok=True)
-        first = self._migrate_server(first, api=self.admin_api)
+        first = self.migrate(first)
         self._confirm_resize(first)
         self.assertEqual(second_host, self.host_of(first))
         second = self._unshelve_server(second)

@@ -1,18 +1,27 @@
-"""SEV-SNP guests booted through Nova 34 with the SEV driver, beside an
+"""SEV-SNP guests booted through Nova with the SEV driver, beside an
 SEV-only host and a plain host: where they land, the domain handed to
 libvirt, the trait, failing closed, and the ASID pool SNP shares with
 SEV-ES.
+
+Nova knows SEV-SNP since 2026.2 (os-traits 3.9.0 has its trait, the API
+its encryption model). On the releases before, the host cannot report the
+trait and the API refuses the model: ``TestSevSnpUnknownToNova`` holds
+those releases to failing closed instead (``load_tests`` runs the class of
+the Nova installed).
 """
 
 import base64
 import hashlib
+import time
 
+from nova.tests.functional.api import client
 import os_traits
 
 from nova_sev.tests.fixtures import sev_host
 from nova_sev.tests.functional.nova_driver import base
+from nova_sev.virt import nova_compat
 
-SNP = os_traits.HW_CPU_X86_AMD_SEV_SNP
+SNP = nova_compat.HW_CPU_X86_AMD_SEV_SNP
 SNP_LIBVIRT_VERSION = 10005000
 SNP_QEMU_VERSION = 9001000
 OVMF_STATELESS = '/usr/share/ovmf/OVMF.fd'
@@ -23,6 +32,12 @@ SNP_DESCRIPTOR = {
     'targets': [{'architecture': 'x86_64', 'machines': ['pc-q35-*']}],
     'features': ['amd-sev', 'amd-sev-snp'],
     'tags': [],
+}
+# The flavors that ask for SEV-SNP.
+SNP_FLAVORS = {
+    'snp-trait': {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'},
+    'snp-model': {'hw:mem_encryption': 'true',
+                  'hw:mem_encryption_model': 'amd-sev-snp'},
 }
 # Nova's fake libvirt reports SEV with <sev>; libvirt >= 10.5 adds the
 # launch security types, sev-snp among them, on an SNP host.
@@ -35,13 +50,13 @@ def snp_features(max_guests: int = 15, max_es_guests: int = 15) -> str:
         '\n  </features>', '\n%s\n  </features>' % LAUNCH_SECURITY_SNP)
 
 
-class TestSevSnp(base.SevServersTestBase):
+class SevSnpTestBase(base.SevServersTestBase):
 
     def setUp(self):
         super().setUp()
         # Nova's own kernel check (its SEV-SNP child provider) reads the
         # fixture; nova-sev's reads each host's [sev] directory.
-        self.libvirt.amd_sev.sev_snp = True
+        self.amd_sev.sev_snp = True
         self.write_descriptor('30-ovmf-sev-snp.json', SNP_DESCRIPTOR)
         for name, props in (
                 ('snp-trait', {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}),
@@ -54,12 +69,6 @@ class TestSevSnp(base.SevServersTestBase):
                 ('kernel', {'kernel_id': self.images['plain'],
                             'ramdisk_id': None})):
             self.add_image(name, props)
-        for name, specs in (
-                ('snp-trait', {'trait:HW_CPU_X86_AMD_SEV_SNP': 'required'}),
-                ('snp-model', {'hw:mem_encryption': 'true',
-                               'hw:mem_encryption_model': 'amd-sev-snp'})):
-            self.flavors[name] = self._create_flavor(
-                name=name, memory_mb=2048, extra_spec=specs)
 
     def _start(self, hostname, snp=True, sev=True, max_es_guests=15):
         """Start a compute whose kvm_amd parameters are its own: SNP
@@ -108,6 +117,15 @@ class TestSevSnp(base.SevServersTestBase):
         for dev in devices:
             self.assertEqual('on', dev.find('driver').get('iommu'),
                              'no iommu on %s' % dev.tag)
+
+
+class TestSevSnp(SevSnpTestBase):
+
+    def setUp(self):
+        super().setUp()
+        for name, specs in SNP_FLAVORS.items():
+            self.flavors[name] = self._create_flavor(
+                name=name, memory_mb=2048, extra_spec=specs)
 
     def test_each_way_of_asking(self):
         self._start('snp')
@@ -195,3 +213,63 @@ class TestSevSnp(base.SevServersTestBase):
         server = self.boot('snp-trait', image='kernel')
         self.assertSnpDomain(self.last_domain(server)[1], server,
                              kernel_hashes='yes')
+
+
+class TestSevSnpUnknownToNova(SevSnpTestBase):
+    """Nova 2025.1 to 2026.1 on an SEV-SNP host: every way of asking for
+    SEV-SNP is refused or built as SEV-SNP, never as a plain or SEV guest.
+    """
+
+    def test_api_refuses_the_flavors(self):
+        # Nova's API checks a flavor's traits against os-traits; 2025.1
+        # knows no hw:mem_encryption_model, 2025.2 and 2026.1 no
+        # amd-sev-snp value for it.
+        for name, specs in SNP_FLAVORS.items():
+            error = self.assertRaises(
+                client.OpenStackApiException, self._create_flavor,
+                name=name, memory_mb=2048, extra_spec=specs)
+            self.assertEqual(400, error.response.status_code, name)
+
+    def test_each_way_of_asking_fails_closed(self):
+        self._start('snp')
+        self._start('sev', snp=False)
+        # No SNP trait (placement would refuse the whole update), SEV's are.
+        self.assertNotIn(SNP, self.root_traits('snp'))
+        self.assertIn(os_traits.HW_CPU_X86_AMD_SEV, self.root_traits('snp'))
+        for image in ('snp-trait', 'snp-model'):
+            self.assertSnpOrRefused('plain', image)
+        # SEV still works on the SNP host.
+        server = self.boot('sev-trait', host='snp')
+        self.assertSevDomain(self.last_domain(server)[1])
+
+    def assertSnpOrRefused(self, flavor, image):
+        try:
+            server = self.api.post_server({'server': self._build_server(
+                image_uuid=self.images[image],
+                flavor_id=self.flavors[flavor], networks='none')})
+        except client.OpenStackApiException as e:
+            # Refused by Nova's API (an image property it cannot read).
+            self.assertEqual(400, e.response.status_code)
+            return
+        server = self.built(server)
+        domains = self.domain_xmls(server)
+        if server['status'] == 'ERROR':
+            self.assertEqual([], domains, '%s/%s' % (flavor, image))
+        else:
+            self.assertSnpDomain(domains[-1][1], server)
+
+    def built(self, server):
+        """``server`` once its build has ended, either way."""
+        for _ in range(100):
+            server = self.api.get_server(server['id'])
+            if server['status'] != 'BUILD':
+                return server
+            time.sleep(0.1)
+        self.fail('server %s still building' % server['id'])
+
+
+def load_tests(loader, tests, pattern):
+    """The SEV-SNP tests of the Nova installed (module docstring)."""
+    case = (TestSevSnp if nova_compat.SNP_TRAIT_KNOWN
+            else TestSevSnpUnknownToNova)
+    return loader.loadTestsFromTestCase(case)

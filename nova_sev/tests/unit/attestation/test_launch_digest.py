@@ -165,6 +165,18 @@ class TestExpectedMeasurementCommand(testtools.TestCase):
             self.assertEqual('', result.out)
             self.assertTrue(result.err.startswith('nova-sev: '))
 
+    def test_without_the_owner_extra_says_how_to_install_it(self):
+        # A compute host's environment: sev-snp-measure is the [owner]
+        # extra's, not installed with nova-sev.
+        self.useFixture(fixtures.MockPatch(
+            'nova_sev.attestation.launch_digest._LIBRARY_MISSING',
+            ImportError("No module named 'sevsnpmeasure'")))
+        result = self.run_cmd('--mode', 'sev', '--ovmf', self.files.ovmf)
+        self.assertEqual(common.EXIT_ERROR, result.code)
+        self.assertEqual('', result.out)
+        self.assertIn("pip install 'nova-sev[owner]'", result.err)
+        self.assertEqual(1, len(result.err.strip().splitlines()))
+
 
 class TestVerifyMeasurementByVcpuType(testtools.TestCase):
     """SEV-ES verification with the vCPU type in place of VMSA files."""

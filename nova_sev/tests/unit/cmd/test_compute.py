@@ -9,18 +9,21 @@ import sys
 
 import testtools
 
+from nova_sev.virt import nova_compat
+
 # Nova's main replaced by one that loads the driver as Nova does and
 # reports what it found.
 PROBE = """
 from unittest import mock
 
 def fake_main():
-    from nova import utils
     from oslo_utils import importutils
     from nova_sev.virt.libvirt import driver
+    from nova_sev.virt import nova_compat
     cls = importutils.import_class('nova.virt.' + driver.COMPUTE_DRIVER)
     print(cls.__module__, cls.__name__,
-          'threading' if utils.concurrency_mode_threading() else 'eventlet')
+          'threading' if nova_compat.concurrency_mode_threading()
+          else 'eventlet')
 
 with mock.patch('nova.cmd.compute.main', fake_main):
     from nova_sev.cmd import compute
@@ -40,8 +43,9 @@ class NovaSevComputeTestCase(testtools.TestCase):
         return result.stdout.split()
 
     def test_registers_driver_then_runs_nova_compute(self):
+        # nova-compute's own default: eventlet before 2026.2.
         self.assertEqual(['nova_sev.virt.libvirt.driver', 'SevLibvirtDriver',
-                          'threading'], self.run_probe())
+                          nova_compat.DEFAULT_CONCURRENCY], self.run_probe())
 
     def test_eventlet_on_request(self):
         self.assertEqual('eventlet', self.run_probe(
