@@ -53,7 +53,16 @@ lint_failed=0
 nova_tier='^nova_sev\.tests\.functional\.nova_driver\.'
 work=$(mktemp -d)
 stestr_rc=0
-"$venv/bin/stestr" list "$@" 2>/dev/null >"$work/all.list"
+# stestr list reads the repository that stestr run creates: a fresh clone
+# has none yet.
+[ -d "$top/.stestr" ] || "$venv/bin/stestr" init >/dev/null
+if ! "$venv/bin/stestr" list "$@" >"$work/all.list" 2>"$work/list.err"; then
+    cat "$work/list.err" >&2
+    echo "run-tests: stestr could not list the tests" >&2
+    rm -rf "$work"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 grep -E "$nova_tier" "$work/all.list" >"$work/nova-tier.list"
 grep -vE "$nova_tier" "$work/all.list" >"$work/other.list"
 # run NAME LIST [VARIABLE=VALUE]: one stestr run of LIST, kept as NAME.
