@@ -95,6 +95,7 @@ module ``nova.virt.sev_libvirt``, and the ``nova-sev-compute`` command calls
 it before it runs Nova's own compute service.
 """
 
+import contextlib
 import sys
 import threading
 from typing import Any
@@ -488,6 +489,22 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
             self._sev_attestation.after_build(
                 context, instance, plan.policy, plan.loader_path)
 
+    @contextlib.contextmanager
+    def _sev_rebuild(self, context, instance, image_meta, network_info,
+                     launching: bool = False):
+        """An operation that builds an existing guest again (hard reboot,
+        a move, its revert): the plan and attestation step for its body,
+        what the step publishes once the body succeeded, the plan ended
+        either way. Yields the step.
+        """
+        try:
+            plan = self._sev_begin(instance, image_meta, network_info)
+            yield self._sev_begin_attestation(context, instance, plan,
+                                              launching=launching)
+            self._sev_after_build(context, instance, plan)
+        finally:
+            self._sev_end(instance)
+
     def _sev_admit(self, context, instance, plan) -> None:
         """Refuse a new SEV guest beyond this host's ASID slots or pinned
         memory; ComputeResourcesUnavailable makes Nova try another host.
@@ -610,51 +627,35 @@ class SevLibvirtDriver(libvirt_driver.LibvirtDriver):
                      block_device_info=None, accel_info=None):
         # Nova reads instance.image_meta afresh from the recorded image
         # properties, which the plan fills in.
-        try:
-            plan = self._sev_begin(instance, instance.image_meta,
-                                   network_info)
-            self._sev_begin_attestation(context, instance, plan,
-                                        launching=True)
-            result = super()._hard_reboot(
+        with self._sev_rebuild(context, instance, instance.image_meta,
+                               network_info, launching=True):
+            return super()._hard_reboot(
                 context, instance, network_info, share_info,
                 block_device_info=block_device_info, accel_info=accel_info)
-            self._sev_after_build(context, instance, plan)
-            return result
-        finally:
-            self._sev_end(instance)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
                          allocations, block_device_info=None,
                          power_on=True, share_info=None):
-        try:
-            plan = self._sev_begin(instance, image_meta, network_info)
-            step = self._sev_begin_attestation(context, instance, plan)
+        with self._sev_rebuild(context, instance, image_meta,
+                               network_info) as step:
             super().finish_migration(
                 context, migration, instance, disk_info, network_info,
                 image_meta, resize_instance, allocations,
                 block_device_info=block_device_info,
                 power_on=power_on and step.nova_starts,
                 **nova_compat.new_kwargs(share_info=share_info))
-            self._sev_after_build(context, instance, plan)
-        finally:
-            self._sev_end(instance)
 
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
-        try:
-            plan = self._sev_begin(instance, instance.image_meta,
-                                   network_info)
-            step = self._sev_begin_attestation(context, instance, plan)
+        with self._sev_rebuild(context, instance, instance.image_meta,
+                               network_info) as step:
             super().finish_revert_migration(
                 context, instance, network_info, migration,
                 block_device_info=block_device_info,
                 power_on=power_on and step.nova_starts,
                 **nova_compat.new_kwargs(share_info=share_info))
-            self._sev_after_build(context, instance, plan)
-        finally:
-            self._sev_end(instance)
 
     def rescue(self, context, instance, network_info, image_meta,
                rescue_password, block_device_info, share_info):

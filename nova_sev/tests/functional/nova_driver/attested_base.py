@@ -153,11 +153,17 @@ class AttestedServersTestBase(base.SevServersTestBase):
         """
         server = server or self.boot_attested()
         md = self.wait_for_attestation_state(server, state)
+        launch, md = self.launch_with_session(server, md)
+        return server, launch, md
+
+    def launch_with_session(self, server, md, state=sm.AWAITING_SECRET):
+        """Make a session for the platform ``md`` publishes, send it,
+        launch and wait for ``state``; (session, metadata).
+        """
         launch = self.make_session(md)
         self.send_session(server, launch)
         self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
-        return server, launch, md
+        return launch, self.wait_for_attestation_state(server, state)
 
     def attest_to_running(self, server, state=sm.AWAITING_SESSION):
         """Launch, check and release ``server`` with a secret; checks that

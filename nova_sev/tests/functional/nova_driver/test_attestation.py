@@ -50,10 +50,7 @@ class TestAttestationByHand(attested_base.AttestedServersTestBase):
         self.assertEqual(self.stateless_fw, root.findtext('os/loader'))
         self.assertIsNone(root.find('os/nvram'))
 
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        launch, md = self.launch_with_session(server, md)
         # Launched paused with the owner's session; Nova did not run it.
         self.assertEqual(PAUSED, self.dom_state(server))
         _host, root = self.last_domain(server)
@@ -118,10 +115,7 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         with open(self.stateless_fw, 'wb') as f:
             f.write(attested_base.ovmf_image.build(seed=66, pages=16))
         md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        launch, md = self.launch_with_session(server, md)
         # The owner's check refuses: no secret is sent, and the guest stays
         # paused, running nothing.
         self.assertIsNone(self.check_measurement(md, launch))
@@ -210,9 +204,7 @@ class TestAttestationFailsClosed(attested_base.AttestedServersTestBase):
         # awaiting-secret can pass between two polls.
         server = self.boot_attested()
         md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
-        self.send_session(server, self.make_session(md))
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.FAILED)
+        _launch, md = self.launch_with_session(server, md, sm.FAILED)
         self.assertEqual('failed: no secret within 1 s, guest shut off',
                          md[sm.STATE])
         self.assertEqual(SHUTOFF, self.dom_state(server))
@@ -338,10 +330,7 @@ class TestAttestationSevEs(attested_base.AttestedServersTestBase):
         server = self.boot_attested(flavor='sev-es')
         md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
         self.assertEqual('0x0037', md[sm.POLICY])
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        launch, md = self.launch_with_session(server, md)
         self.assertEqual(PAUSED, self.dom_state(server))
         _host, root = self.last_domain(server)
         report = self.check_measurement(
@@ -371,10 +360,7 @@ class TestAttestationPolicy(attested_base.AttestedServersTestBase):
         md = self.wait_for_attestation_state(server, sm.AWAITING_SESSION)
         # The ES bit is the mode's: the published policy is the launched.
         self.assertEqual('0x003b', md[sm.POLICY])
-        launch = self.make_session(md)
-        self.send_session(server, launch)
-        self.launch(server)
-        md = self.wait_for_attestation_state(server, sm.AWAITING_SECRET)
+        launch, md = self.launch_with_session(server, md)
         self.assertEqual('0x003b', md[sm.POLICY])
         self.assertEqual(0x3b, self.psp.launches[-1][2])
 
